@@ -1,0 +1,70 @@
+"""OpenTelemetry tracing and metrics, configured only by the standard OTEL_* variables.
+
+OTEL_EXPORTER_OTLP_ENDPOINT set: traces and metrics leave by OTLP/gRPC (the
+exporters read OTEL_EXPORTER_OTLP_* themselves). OTEL_SERVICE_NAME and
+OTEL_RESOURCE_ATTRIBUTES name the process; OTEL_SDK_DISABLED=true turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
+
+    def shutdown(self) -> None:
+        """Flush what is buffered; called last on shutdown."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush(5000)
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown(timeout_millis=5000)
+
+
+def _enabled(signal: str) -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").lower() != "none"
+
+
+def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = None) -> Telemetry:
+    """Install the global tracer and meter providers for this process."""
+    os.environ.setdefault("OTEL_SERVICE_NAME", f"venue-{service}")
+    resource = Resource.create({"service.namespace": "venue-twin"})
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return Telemetry(None, None)
+
+    tracer_provider = TracerProvider(resource=resource)
+    if endpoint and _enabled("TRACES"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers: list[MetricReader] = list(extra_readers or [])
+    if endpoint and _enabled("METRICS"):
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
+            OTLPMetricExporter,
+        )
+
+        interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000"))
+        readers.append(
+            PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    metrics.set_meter_provider(meter_provider)
+    return Telemetry(tracer_provider, meter_provider)

@@ -1,0 +1,1 @@
+"""The identity service: guests, parties, wristbands, consent, and credentials."""

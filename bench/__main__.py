@@ -1,0 +1,59 @@
+"""`make bench`: run the benchmarks and write their results next to their floors.
+
+  python -m bench [--only foundation] [--seconds 5]
+
+Results go to bench/results/<suite>.json (with the machine they ran on) and a
+summary is printed. Every figure is compared with a floor measured in the same
+run, never with a number from another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from bench import foundation
+
+RESULTS = Path(__file__).parent / "results"
+SUITES: dict[str, Callable[[Path, float], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "foundation": foundation.run,
+}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="+", choices=sorted(SUITES), default=sorted(SUITES))
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    for name in args.only:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as work:
+            figures = asyncio.run(SUITES[name](Path(work), args.seconds))
+        result = {"suite": name, "machine": machine(), **figures}
+        path = RESULTS / f"{name}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name}: written to {path}")
+        print(json.dumps(figures.get("checks", {}), indent=2))
+
+
+if __name__ == "__main__":
+    main()

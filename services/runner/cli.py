@@ -1,0 +1,140 @@
+"""The `venue` command: run the suite.
+
+venue up      start every implemented service and wait for Ctrl-C
+venue run     start the suite and play a simulated day against it
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from services.platform.clock import VenueClock
+from services.platform.config import ROOT, ConfigError, clock_from_env
+from services.runner.suite import Suite, auto_ports, implemented_services
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="venue", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("up", "start the suite for real clients"),
+        ("run", "start the suite and play a simulated day"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(os.environ.get("VENUE_DATA_DIR", ROOT / ".data")),
+            help="keys, secrets, logs and the embedded database (default .data)",
+        )
+        sub.add_argument(
+            "--services",
+            nargs="+",
+            default=None,
+            help="start only these services (default: every implemented one)",
+        )
+        sub.add_argument(
+            "--auto-ports", action="store_true", help="pick free ports instead of 50051-50057"
+        )
+        sub.add_argument("--venue", type=Path, default=None, help="venue definition file")
+        sub.add_argument(
+            "--speed",
+            type=float,
+            default=None,
+            help="venue seconds per wall second (default VENUE_CLOCK_SPEED or 1)",
+        )
+        sub.add_argument(
+            "--start", default=None, help="venue time at start, ISO 8601 with offset (default: now)"
+        )
+    return parser
+
+
+def _clock(args: argparse.Namespace) -> VenueClock:
+    env = dict(os.environ)
+    if args.speed is not None:
+        env["VENUE_CLOCK_SPEED"] = str(args.speed)
+    if args.start is not None:
+        env["VENUE_CLOCK_START"] = args.start
+    env.pop("VENUE_CLOCK_ANCHOR", None)
+    return clock_from_env(env)
+
+
+async def _up(args: argparse.Namespace) -> int:
+    services = args.services or implemented_services()
+    unknown = set(services) - set(implemented_services())
+    if unknown:
+        print(f"venue: not implemented yet: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    suite = Suite(
+        data_dir=args.data_dir,
+        services=services,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        clock=_clock(args),
+        ports=auto_ports() if args.auto_ports else None,
+        venue_file=args.venue,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"starting {len(services)} services (logs in {suite.log_dir}) ...", flush=True)
+    await suite.start()
+    try:
+        for name in services:
+            print(f"{name:<10} {suite.addresses[name]}", flush=True)
+        print(f"staff token (admin): {await suite.admin_token()}", flush=True)
+        print(
+            f"venue time {datetime.now().astimezone().isoformat(timespec='seconds')} "
+            f"-> {suite.clock.now().isoformat(timespec='seconds')} at {suite.clock.speed:g}x",
+            flush=True,
+        )
+        print("ready; Ctrl-C stops the suite", flush=True)
+        watch = asyncio.create_task(_watch_children(suite, stop))
+        await stop.wait()
+        watch.cancel()
+    finally:
+        print("stopping ...", flush=True)
+        await suite.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+async def _watch_children(suite: Suite, stop: asyncio.Event) -> None:
+    """A service that dies takes the suite down rather than leaving it half up."""
+    while not stop.is_set():
+        for proc in suite.processes.values():
+            if not proc.running:
+                print(
+                    f"{proc.name} exited ({proc.process.returncode}); see {proc.log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            sys.exit(asyncio.run(_up(args)))
+        if args.command == "run":
+            # The simulated day arrives with the world; until then `run` is `up`.
+            sys.exit(asyncio.run(_up(args)))
+    except ConfigError as err:
+        print(f"venue: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
+import pkgutil
 import platform
 import tempfile
 import time
@@ -20,12 +22,21 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import foundation
-
 RESULTS = Path(__file__).parent / "results"
-SUITES: dict[str, Callable[[Path, float], Coroutine[Any, Any, dict[str, Any]]]] = {
-    "foundation": foundation.run,
-}
+HELPERS = {"harness", "procs", "floor_server", "otlp_sink"}
+Suite = Callable[[Path, float], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def suites() -> dict[str, Suite]:
+    """Every module of bench/ with an async run(work, seconds) is a suite."""
+    found: dict[str, Suite] = {}
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name in HELPERS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"bench.{info.name}")
+        if callable(getattr(module, "run", None)):
+            found[info.name] = module.run
+    return found
 
 
 def machine() -> dict[str, Any]:
@@ -41,13 +52,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", nargs="+", choices=sorted(SUITES), default=sorted(SUITES))
+    available = suites()
+    parser.add_argument("--only", nargs="+", choices=sorted(available), default=sorted(available))
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     for name in args.only:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as work:
-            figures = asyncio.run(SUITES[name](Path(work), args.seconds))
+            figures = asyncio.run(available[name](Path(work), args.seconds))
         result = {"suite": name, "machine": machine(), **figures}
         path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,7 +6,7 @@
 | DATABASE_URL | (unset) | PostgreSQL to use; unset starts the embedded one |
 | VENUE_LISTEN_HOST | 127.0.0.1 | interface the service listens on (0.0.0.0 in containers) |
 | VENUE_<SERVICE>_ADDR | 127.0.0.1:5005x | where each service listens and is reached |
-| VENUE_FILE | venues/lakeside-park.yaml | the venue definition every service reads |
+| VENUE_FILE | venues/lantern-bay-park.yaml | the venue definition every service reads |
 | VENUE_CLOCK_START | now | venue time (ISO 8601) at the clock's anchor |
 | VENUE_CLOCK_ANCHOR | now | wall-clock Unix time of the anchor |
 | VENUE_CLOCK_SPEED | 1 | venue seconds per wall second |
@@ -43,7 +43,7 @@ SERVICE_PORTS: dict[str, int] = {
     "photo": 50057,
 }
 
-DEFAULT_VENUE_FILE = ROOT / "venues" / "lakeside-park.yaml"
+DEFAULT_VENUE_FILE = ROOT / "venues" / "lantern-bay-park.yaml"
 
 
 class ConfigError(ValueError):

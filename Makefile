@@ -10,7 +10,7 @@ BUF_VERSION := 1.75.0
 BUF    := .tools/node_modules/.bin/buf
 
 PROTOS := $(shell find protos -name '*.proto' | sort)
-PY_SRC := services sim tests bench tools
+PY_SRC := $(wildcard services sim tests bench tools)
 
 # Extra arguments for `make run` / `make test`, e.g. make run ARGS="--guests 2000".
 ARGS ?=

@@ -1,8 +1,10 @@
-"""OpenTelemetry tracing and metrics, configured only by the standard OTEL_* variables.
+"""OpenTelemetry tracing and metrics, configured by the standard OTEL_* variables.
 
 OTEL_EXPORTER_OTLP_ENDPOINT set: traces and metrics leave by OTLP/gRPC (the
 exporters read OTEL_EXPORTER_OTLP_* themselves). OTEL_SERVICE_NAME and
 OTEL_RESOURCE_ATTRIBUTES name the process; OTEL_SDK_DISABLED=true turns it off.
+Without an endpoint, VENUE_TELEMETRY_DIR (set by the runner) receives OTLP JSON
+files instead (telemetry_files.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from services.platform.telemetry_files import LocalMetricFile, LocalSpanFile, telemetry_dir
 
 
 @dataclass
@@ -55,7 +59,10 @@ def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = Non
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return Telemetry(None, None)
 
+    local = None if endpoint else telemetry_dir()
     tracer_provider = TracerProvider(resource=resource)
+    if local is not None:
+        tracer_provider.add_span_processor(LocalSpanFile(local / f"traces-{service}.jsonl"))
     if endpoint and _enabled("TRACES"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
             OTLPSpanExporter,
@@ -65,6 +72,12 @@ def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = Non
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = list(extra_readers or [])
+    if local is not None:
+        readers.append(
+            PeriodicExportingMetricReader(
+                LocalMetricFile(local / f"metrics-{service}.jsonl"), export_interval_millis=10_000
+            )
+        )
     if endpoint and _enabled("METRICS"):
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
             OTLPMetricExporter,

@@ -73,6 +73,8 @@ class Suite:
     venue_file: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    # Where services write OTLP JSON when no collector is configured.
+    telemetry_dir: Path | None = None
 
     processes: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
     addresses: dict[str, str] = field(default_factory=dict, init=False)
@@ -83,6 +85,7 @@ class Suite:
         ports = {**SERVICE_PORTS, **(self.ports or {})}
         self.addresses = {name: f"127.0.0.1:{ports[name]}" for name in SERVICE_PORTS}
         self.log_dir = (self.log_dir or self.data_dir / "logs").resolve()
+        self.telemetry_dir = (self.telemetry_dir or self.data_dir / "telemetry").resolve()
 
     @property
     def master(self) -> bytes:
@@ -103,6 +106,8 @@ class Suite:
         if self.venue_file is not None:
             env["VENUE_FILE"] = str(self.venue_file)
         env.update(self.env)
+        if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            env["VENUE_TELEMETRY_DIR"] = str(self.telemetry_dir)
         return env
 
     async def start(self, timeout: float = 60.0) -> None:

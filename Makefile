@@ -83,6 +83,10 @@ fmt: setup ## Format and autofix with ruff.
 bench: setup ## Run the benchmarks; results go to bench/results/.
 	$(PY) -m bench $(ARGS)
 
+.PHONY: secrets
+secrets: setup ## Write .secrets/ for docker compose (a master and each service's own secret).
+	$(BIN)/venue secrets .secrets
+
 .PHONY: clean
 clean: ## Remove the environment, generated code and local data.
 	rm -rf $(VENV) .tools $(GEN) .data .pytest_cache .mypy_cache .ruff_cache

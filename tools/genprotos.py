@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 
 
-def generate(out: Path) -> None:
+def generate(out: Path, stubs: bool = True) -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
     if out.exists():
         shutil.rmtree(out)
@@ -35,14 +35,17 @@ def generate(out: Path) -> None:
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
-        f"--plugin=protoc-gen-mypy={scripts / 'protoc-gen-mypy'}",
-        f"--plugin=protoc-gen-mypy_grpc={scripts / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
-        f"--mypy_out={out}",
-        f"--mypy_grpc_out={out}",
-        *protos,
     ]
+    if stubs:
+        args += [
+            f"--plugin=protoc-gen-mypy={scripts / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={scripts / 'protoc-gen-mypy_grpc'}",
+            f"--mypy_out={out}",
+            f"--mypy_grpc_out={out}",
+        ]
+    args += protos
     # A subprocess, so the plugins' chatter can be shown only when it matters.
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -71,9 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, help="generate into this folder")
     parser.add_argument("--check", type=Path, help="fail if this folder is not up to date")
+    parser.add_argument(
+        "--no-stubs", action="store_true", help="skip the .pyi stubs (container images)"
+    )
     ns = parser.parse_args()
     if ns.out:
-        generate(ns.out)
+        generate(ns.out, stubs=not ns.no_stubs)
     if ns.check:
         with tempfile.TemporaryDirectory() as scratch:
             fresh = Path(scratch) / "gen"

@@ -10,7 +10,9 @@
 | VENUE_CLOCK_START | now | venue time (ISO 8601) at the clock's anchor |
 | VENUE_CLOCK_ANCHOR | now | wall-clock Unix time of the anchor |
 | VENUE_CLOCK_SPEED | 1 | venue seconds per wall second |
-| VENUE_SERVICE_SECRET | (from the data dir) | this service's secret for service tokens |
+| VENUE_SERVICE_SECRET(_FILE) | (from the data dir) | this service's secret for service tokens |
+| VENUE_SERVICE_MASTER_SECRET(_FILE) | (the data dir) | identity only: what the others derive from |
+| VENUE_TELEMETRY_DIR | (unset) | OTLP JSON files when no OTLP endpoint is set |
 | VENUE_LOG_LEVEL | INFO | logging level |
 | VENUE_LOG_FORMAT | json | json or text |
 | VENUE_SHUTDOWN_GRACE | 10 | seconds in-flight calls get to finish on SIGTERM |
@@ -102,7 +104,7 @@ class Settings:
             addresses=addresses,
             venue_file=Path(env.get("VENUE_FILE", str(DEFAULT_VENUE_FILE))).resolve(),
             clock=clock_from_env(env),
-            service_secret=env.get("VENUE_SERVICE_SECRET") or None,
+            service_secret=_secret(env),
             log_level=env.get("VENUE_LOG_LEVEL", "INFO").upper(),
             log_format=env.get("VENUE_LOG_FORMAT", "json"),
             shutdown_grace=_float(env, "VENUE_SHUTDOWN_GRACE", 10.0),
@@ -116,6 +118,19 @@ def port_of(address: str, name: str = "address") -> int:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"{name}: expected host:port, got {address!r}")
     return int(port)
+
+
+def _secret(env: Mapping[str, str]) -> str | None:
+    """VENUE_SERVICE_SECRET, or the file VENUE_SERVICE_SECRET_FILE names (container secrets)."""
+    if env.get("VENUE_SERVICE_SECRET"):
+        return env["VENUE_SERVICE_SECRET"]
+    path = env.get("VENUE_SERVICE_SECRET_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as err:
+            raise ConfigError(f"VENUE_SERVICE_SECRET_FILE: {err}") from None
+    return None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -24,9 +24,13 @@ BOOTSTRAP_ADMIN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:venue-twin:bootstra
 
 
 def load_or_create_master(data_dir: Path) -> bytes:
+    """The master from VENUE_SERVICE_MASTER_SECRET(_FILE), else the data directory's."""
     env = os.environ.get("VENUE_SERVICE_MASTER_SECRET")
     if env:
         return env.encode()
+    secret_file = os.environ.get("VENUE_SERVICE_MASTER_SECRET_FILE")
+    if secret_file:
+        return Path(secret_file).read_text().strip().encode()
     path = data_dir / MASTER_FILE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
@@ -47,3 +51,21 @@ def derive(master: bytes, name: str) -> str:
 
 def matches(master: bytes, name: str, presented: str) -> bool:
     return hmac.compare_digest(derive(master, name), presented)
+
+
+def write_deployment_secrets(folder: Path, services: list[str]) -> list[Path]:
+    """A fresh master and each service's own secret, one file each, for container
+    secrets: identity gets the master, every other service only its own."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    master_path = folder / "service-master.key"
+    if not master_path.exists():
+        master_path.write_text(secrets.token_hex(32))
+        master_path.chmod(0o600)
+    master = master_path.read_text().strip().encode()
+    written = [master_path]
+    for name in [*services, BOOTSTRAP_ADMIN]:
+        path = folder / f"{name}.secret"
+        path.write_text(derive(master, name))
+        path.chmod(0o600)
+        written.append(path)
+    return written

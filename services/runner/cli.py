@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from services.platform.clock import VenueClock
-from services.platform.config import ROOT, ConfigError, clock_from_env
+from services.platform.config import ROOT, SERVICE_PORTS, ConfigError, clock_from_env
+from services.platform.service_secrets import write_deployment_secrets
 from services.runner.suite import Suite, auto_ports, implemented_services
 
 
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--start", default=None, help="venue time at start, ISO 8601 with offset (default: now)"
         )
+    secrets = commands.add_parser(
+        "secrets", help="write a new master secret and each service's own secret to DIR"
+    )
+    secrets.add_argument("folder", type=Path)
     return parser
 
 
@@ -126,6 +131,11 @@ async def _watch_children(suite: Suite, stop: asyncio.Event) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "secrets":
+            others = [name for name in SERVICE_PORTS if name != "identity"]
+            for path in write_deployment_secrets(args.folder, others):
+                print(path)
+            return
         if args.command == "up":
             sys.exit(asyncio.run(_up(args)))
         if args.command == "run":

@@ -32,16 +32,20 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import asyncpg
 import grpc
-from opentelemetry import propagate
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from services.platform.clock import VenueClock
 from services.platform.errors import InvalidArgument
 
 log = logging.getLogger("venue.events")
+_propagator = TraceContextTextMapPropagator()
 
 
 class Cursor(NamedTuple):
@@ -356,10 +360,15 @@ async def serve_watch(
 ) -> AsyncIterator[R]:
     """The body of a Watch RPC: stored payloads become responses with cursors."""
     after = start_cursor(start)
+    traced: bool | None = None
     async for event in hub.subscribe(after, kinds, key):
         response = parse(event.payload)
         response.cursor = event.cursor.encode()
         response.occurred_at.FromDatetime(event.occurred_at)
+        if traced is None:
+            traced = hasattr(response, "traceparent")
+        if traced and event.traceparent:
+            response.traceparent = event.traceparent  # type: ignore[attr-defined]
         yield response
 
 
@@ -404,6 +413,27 @@ class TableCursor:
         )
 
 
+_tracer = trace.get_tracer("venue.events")
+_meter = metrics.get_meter("venue.events")
+_handled = _meter.create_counter(
+    "venue.events.handled", unit="{event}", description="Events handled by each stream consumer"
+)
+_lag = _meter.create_histogram(
+    "venue.events.consumer.lag",
+    unit="s",
+    description="How far behind its producer a consumer handles an event (wall seconds)",
+)
+
+
+def _links_to(traceparent: str) -> list[Link]:
+    """A link to the span that produced an event, from its W3C traceparent."""
+    if not traceparent:
+        return []
+    context = _propagator.extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return [Link(span_context)] if span_context.is_valid else []
+
+
 class StreamConsumer(Generic[E]):
     """Follows another service's Watch stream for as long as the process runs.
 
@@ -420,8 +450,11 @@ class StreamConsumer(Generic[E]):
         cursor_of: Callable[[E], str],
         store: CursorStore,
         pool: asyncpg.Pool | None = None,
+        clock: VenueClock | None = None,
     ) -> None:
         self.name = name
+        self._clock = clock
+        self._attrs = {"venue.consumer": name}
         self._open = open_stream
         self._handle = handle
         self._cursor_of = cursor_of
@@ -463,11 +496,20 @@ class StreamConsumer(Generic[E]):
 
     async def _apply(self, event: E) -> None:
         cursor = self._cursor_of(event)
-        if self._pool is None:
-            await self._handle(event, None)
-            await self._store.save(cursor)
-        else:
-            async with self._pool.acquire() as conn, conn.transaction():
-                await self._handle(event, conn)
-                await self._store.save(cursor, conn)
+        links = _links_to(getattr(event, "traceparent", ""))
+        with _tracer.start_as_current_span(
+            f"consume {self.name}", kind=SpanKind.CONSUMER, links=links
+        ):
+            if self._pool is None:
+                await self._handle(event, None)
+                await self._store.save(cursor)
+            else:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await self._handle(event, conn)
+                    await self._store.save(cursor, conn)
         self.handled += 1
+        _handled.add(1, self._attrs)
+        occurred = getattr(event, "occurred_at", None)
+        if occurred is not None and self._clock is not None and occurred.seconds:
+            behind = (self._clock.now() - occurred.ToDatetime(tzinfo=UTC)).total_seconds()
+            _lag.record(max(behind, 0.0) / self._clock.speed, self._attrs)

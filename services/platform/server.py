@@ -163,6 +163,7 @@ def follow_revocations(runtime: Runtime) -> StreamConsumer[Any]:
         handle,
         lambda e: e.cursor,
         MemoryCursor(),
+        clock=runtime.settings.clock,
     )
 
 

@@ -1,0 +1,101 @@
+"""`venue run`: start the suite on a shared venue clock, play a day, write the report.
+
+The clock starts a little before the venue opens (the ticket desk and the installer
+work before the gates do) and runs at `--speed` for every process of the suite and
+for the world. Each run plays the next venue day of its data directory, so a twin
+that keeps its history sees one day after another, as in a real venue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from services.platform.clock import VenueClock
+from services.platform.config import ROOT
+from services.runner.suite import Suite, auto_ports, implemented_services
+from services.venue_model import Venue, load_venue
+from sim.config import WorldConfig
+from sim.day import Day
+from sim.frame import DayFrame
+from sim.progress import View
+from sim.report import write_report
+
+# The clock starts this long before opening (venue minutes).
+PRE_OPEN_MIN = 75
+
+
+def next_day(data_dir: Path, venue: Venue) -> date:
+    """The day after the last one played on this installation, and never in the past."""
+    today = datetime.now(venue.tzinfo).date()
+    marker = data_dir / "world" / f"{venue.id}.last-day"
+    if marker.exists():
+        last = date.fromisoformat(marker.read_text().strip())
+        return max(today, last + timedelta(days=1))
+    return today
+
+
+def remember_day(data_dir: Path, venue: Venue, day: date) -> None:
+    marker = data_dir / "world" / f"{venue.id}.last-day"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(day.isoformat())
+
+
+def config_from(args: argparse.Namespace) -> WorldConfig:
+    defaults = WorldConfig()
+    return WorldConfig(
+        venue_file=(args.venue or defaults.venue_file).resolve(),
+        guests=args.guests,
+        seed=args.seed,
+        speed=args.speed or defaults.speed,
+        hours=args.hours,
+    )
+
+
+async def run_day(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    view = View(f"Venue twin: a simulated day ({config.guests:,} guests)", live=args.live)
+    venue = load_venue(config.venue_file)
+    data_dir: Path = args.data_dir.resolve()
+    day = next_day(data_dir, venue)
+    frame = DayFrame.of(day, venue.timezone)
+    open_s = frame.at_clock(venue.hours.opens)
+    clock = VenueClock(
+        start=frame.instant(open_s - PRE_OPEN_MIN * 60), anchor=time.time(), speed=config.speed
+    )
+    services = args.services or implemented_services()
+    suite = Suite(
+        data_dir=data_dir,
+        services=services,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        clock=clock,
+        ports=auto_ports() if args.auto_ports else None,
+        venue_file=config.venue_file,
+    )
+    view.say(
+        f"{venue.name}, {day.isoformat()}: starting {len(services)} services "
+        f"({', '.join(services)}) at {config.speed:g}x; logs in {suite.log_dir}"
+    )
+    began = time.monotonic()
+    await suite.start()
+    suite_start = time.monotonic() - began
+    try:
+        remember_day(data_dir, venue, day)
+        admin = await suite.admin_token()
+        running = {name for name, proc in suite.processes.items() if proc.running}
+        play = Day(config, venue, clock, suite.addresses, running, admin)
+        with view:
+            result = await play.play(view.update)
+        result.phases["suite start"] = suite_start
+        stopped = sorted(name for name, proc in suite.processes.items() if not proc.running)
+        out = (args.out or ROOT / "runs").resolve() / datetime.now().strftime("%Y%m%d-%H%M%S")
+        summary = write_report(result, out, wall_s=time.monotonic() - began, stopped=stopped)
+    finally:
+        await suite.stop()
+    view.say(summary)
+    view.say(f"report: {out / 'report.md'}")
+    failed = result.calls.total_failures
+    return 1 if failed or stopped else 0

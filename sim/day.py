@@ -294,6 +294,7 @@ class Day:
         self.phase = "devices finishing"
         if on_progress:
             on_progress(self.progress())
+        apps.close()
         await self.tasks.drain(timeout=60.0)
         if readers is not None:
             await readers.close()

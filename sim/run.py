@@ -1,9 +1,10 @@
 """`venue run`: start the suite on a shared venue clock, play a day, write the report.
 
-The clock starts a little before the venue opens (the ticket desk and the installer
-work before the gates do) and runs at `--speed` for every process of the suite and
-for the world. Each run plays the next venue day of its data directory, so a twin
-that keeps its history sees one day after another, as in a real venue.
+The clock starts a minute of wall time before the venue opens (the suite starts,
+then the installer and the ticket desk work before the gates do) and runs at
+`--speed` for every process of the suite and for the world. Each run plays the
+next venue day of its data directory, so a twin that keeps its history sees one
+day after another, as in a real venue.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from sim.frame import DayFrame
 from sim.progress import View
 from sim.report import write_report
 
-# The clock starts this long before opening (venue minutes).
-PRE_OPEN_MIN = 75
+# The clock starts this many wall seconds before the venue opens: the suite starts
+# (about 20 s) and the installer and the ticket desk get a head start on the first
+# guests. At least half an hour of venue time, and never before midnight.
+PRE_OPEN_WALL_S = 60.0
 
 
 def next_day(data_dir: Path, venue: Venue) -> date:
@@ -63,8 +66,9 @@ async def run_day(args: argparse.Namespace) -> int:
     day = next_day(data_dir, venue)
     frame = DayFrame.of(day, venue.timezone)
     open_s = frame.at_clock(venue.hours.opens)
+    pre_open = min(open_s, max(1800.0, PRE_OPEN_WALL_S * config.speed))
     clock = VenueClock(
-        start=frame.instant(open_s - PRE_OPEN_MIN * 60), anchor=time.time(), speed=config.speed
+        start=frame.instant(open_s - pre_open), anchor=time.time(), speed=config.speed
     )
     services = args.services or implemented_services()
     suite = Suite(

@@ -64,44 +64,70 @@ def attendance(r: DayResult, out: Path) -> str | None:
     return "attendance.png"
 
 
+def _heat(
+    ax: Any, fig: Any, m: np.ndarray, names: list[str], hours: np.ndarray, title: str, vmax: float
+) -> None:
+    image = ax.imshow(
+        m,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="magma",
+        vmin=0,
+        vmax=max(vmax, 1.0),
+        extent=(hours[0], hours[-1], len(names) - 0.5, -0.5),
+    )
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([n[:28] for n in names], fontsize=6)
+    ax.set_title(title, fontsize=9)
+    _hour_axis(ax)
+    fig.colorbar(image, ax=ax, label="guests")
+
+
+def _twin_matrix(r: DayResult, zones: list[str], times: list[float]) -> np.ndarray | None:
+    if r.observer is None or not r.observer.seen.occupancy:
+        return None
+    seen = r.observer.seen.occupancy
+    twin = np.full((len(zones), len(times)), np.nan)
+    for k, when in enumerate(times):
+        j = min(range(len(seen)), key=lambda i: abs(seen[i][0] - when))
+        if abs(seen[j][0] - when) <= 150:
+            for zi, z in enumerate(zones):
+                twin[zi, k] = seen[j][1].get(z, 0)
+    return twin
+
+
 def occupancy(r: DayResult, out: Path) -> str | None:
+    """Heat maps of the venue's areas and of its lines (each on its own scale): the
+    world's truth, and the twin's counts beside it when location is running."""
     t = r.world.truth
     if not t.occupancy:
         return None
-    zones = [
-        z for z in r.venue.zones if z.parent is None or z.kind.value in ("queue", "food_court")
-    ]
     index = {z: i for i, z in enumerate(t.zones)}
-    matrix = np.array([[row[index[z.id]] for row in t.occupancy] for z in zones], dtype=float)
-    panels = [("truth (the world)", matrix)]
-    if r.observer is not None and r.observer.seen.occupancy:
-        seen = r.observer.seen.occupancy
-        twin = np.full_like(matrix, np.nan)
-        for k, when in enumerate(t.occupancy_times):
-            j = min(range(len(seen)), key=lambda i: abs(seen[i][0] - when))
-            if abs(seen[j][0] - when) <= 150:
-                for zi, z in enumerate(zones):
-                    twin[zi, k] = seen[j][1].get(z.id, 0)
-        panels.append(("the twin (location service)", twin))
-    height = max(4.0, 0.18 * len(zones) + 1.5)
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), height), squeeze=False)
-    vmax = float(np.nanmax(matrix)) if matrix.size else 1.0
+    groups = [
+        ("areas", [z for z in r.venue.zones if z.parent is None]),
+        ("lines", [z for z in r.venue.zones if z.kind.value == "queue"]),
+    ]
+    groups = [(name, zones) for name, zones in groups if zones]
     hours = _hours(r, t.occupancy_times)
-    for ax, (title, m) in zip(axes[0], panels, strict=True):
-        image = ax.imshow(
-            m,
-            aspect="auto",
-            interpolation="nearest",
-            cmap="magma",
-            vmin=0,
-            vmax=max(vmax, 1.0),
-            extent=(hours[0], hours[-1], len(zones) - 0.5, -0.5),
-        )
-        ax.set_yticks(range(len(zones)))
-        ax.set_yticklabels([z.name[:28] for z in zones], fontsize=6)
-        ax.set_title(f"Zone occupancy: {title}")
-        _hour_axis(ax)
-        fig.colorbar(image, ax=ax, label="guests")
+    columns = 2 if r.observer is not None and r.observer.seen.occupancy else 1
+    heights = [max(2.0, 0.16 * len(zones) + 1.0) for _, zones in groups]
+    fig, axes = plt.subplots(
+        len(groups),
+        columns,
+        figsize=(7.5 * columns, sum(heights) + 1),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for row, (name, zones) in enumerate(groups):
+        ids = [z.id for z in zones]
+        names = [z.name for z in zones]
+        truth = np.array([[sample[index[z]] for sample in t.occupancy] for z in ids], dtype=float)
+        vmax = float(np.nanmax(truth)) if truth.size else 1.0
+        _heat(axes[row][0], fig, truth, names, hours, f"{name}: the world's truth", vmax)
+        if columns == 2:
+            twin = _twin_matrix(r, ids, t.occupancy_times)
+            if twin is not None:
+                _heat(axes[row][1], fig, twin, names, hours, f"{name}: the twin's count", vmax)
     fig.tight_layout()
     fig.savefig(out / "occupancy.png", dpi=DPI)
     plt.close(fig)
@@ -109,38 +135,48 @@ def occupancy(r: DayResult, out: Path) -> str | None:
 
 
 def waits(r: DayResult, out: Path) -> str | None:
+    """Small multiples, one per attraction: each guest's actual wait at the time they
+    joined, the tip board's posted wait (broken where the ride was not open on the
+    board), and the truth's breakdowns shaded."""
     records = [x for x in r.world.truth.rides if not x.via_return]
     if not records:
         return None
     by_attr: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for x in records:
         by_attr[x.attraction].append((x.joined_s, x.wait_s / 60))
-    posted: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    if r.apps is not None:
-        for board in r.apps.history:
-            for attraction, (open_, wait) in board.waits.items():
-                if open_ and wait is not None:
-                    posted[attraction].append((board.at_s, wait / 60))
+    boards = r.apps.history if r.apps is not None else []
+    board_t = _hours(r, [b.at_s for b in boards])
     attractions = [p for p in r.venue.attractions() if p.id in by_attr]
     cols = 4
     rows = math.ceil(len(attractions) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(16, 2.3 * rows), sharex=True, squeeze=False)
     for ax, poi in zip(axes.flat, attractions, strict=False):
+        for span in r.world.truth.status.get(poi.id, []):
+            if span.status == "down":
+                end = span.end_s if span.end_s is not None else r.world.engine.now
+                ax.axvspan(span.start_s / 3600, end / 3600, color="0.85", lw=0)
         pts = np.array(by_attr[poi.id])
         ax.scatter(
             _hours(r, pts[:, 0]), pts[:, 1], s=2, alpha=0.3, color="tab:blue", label="actual"
         )
-        if posted.get(poi.id):
-            pp = np.array(posted[poi.id])
-            ax.plot(_hours(r, pp[:, 0]), pp[:, 1], color="tab:red", lw=1, label="posted")
+        if boards:
+            posted = []
+            for b in boards:
+                entry = b.waits.get(poi.id)
+                posted.append(
+                    entry[1] / 60 if entry and entry[0] and entry[1] is not None else np.nan
+                )
+            ax.plot(board_t, posted, color="tab:red", lw=0.9, label="posted")
         ax.set_title(poi.name[:32], fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
         _hour_axis(ax)
     for ax in list(axes.flat)[len(attractions) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(
-        "Posted wait (the twin's tip board) against actual waits (minutes, by joining time)"
+        "Posted wait (the twin's tip board) against actual waits, in minutes by joining time "
+        "(grey: the ride was really down)"
     )
     fig.tight_layout()
     fig.savefig(out / "waits.png", dpi=DPI)

@@ -399,6 +399,13 @@ class SuiteApps:
     def did(self, party: Party, poi: str, t: float) -> None:
         pass
 
+    def close(self) -> None:
+        """The day is over: every app still open stops listening and polling."""
+        self.signed_in.clear()
+        for stream in self.streams.values():
+            stream.cancel()
+        self.streams.clear()
+
     # --- leaving: photos, and the app goes quiet -----------------------------------------
 
     def left(self, party: Party, t: float) -> None:

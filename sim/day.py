@@ -81,6 +81,8 @@ class DayResult:
     lag_samples: list[tuple[float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run_tag: str = ""
+    # Venue time at which Ctrl-C ended the day early, if it did.
+    interrupted_at: float | None = None
 
     @property
     def guest_index(self) -> dict[str, int]:
@@ -142,6 +144,8 @@ class Day:
         self.world: World | None = None
         self.result: DayResult | None = None
         self.lag_s = 0.0
+        # Set by Ctrl-C: the day ends where it is, and the report is written.
+        self.stop_requested = False
 
     def progress(self) -> Progress:
         world = self.world
@@ -271,7 +275,7 @@ class Day:
             return world.geo.zone_of[world.position(agent, t)]
 
         def over() -> bool:
-            return world.done
+            return world.done or self.stop_requested
 
         self.phase = "registering guests"
         self.tasks.spawn(desk.run_day(self.parties, self.time))
@@ -290,6 +294,7 @@ class Day:
         day_began = time.monotonic()
         await self._loop(world, result, on_progress)
         phases["day"] = time.monotonic() - day_began
+        result.interrupted_at = world.engine.now if self.stop_requested else None
         finishing = time.monotonic()
         self.phase = "devices finishing"
         if on_progress:
@@ -317,7 +322,7 @@ class Day:
         cpu_mark = time.process_time()
         hour = int(engine.now // 3600)
         self.phase = "playing the day"
-        while not world.done:
+        while not world.done and not self.stop_requested:
             now = self.time.now()
             handled = engine.run_until(min(now, world.end_s), BUDGET)
             if int(engine.now // 3600) != hour:

@@ -10,7 +10,9 @@ day after another, as in a real venue.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -91,8 +93,19 @@ async def run_day(args: argparse.Namespace) -> int:
         admin = await suite.admin_token()
         running = {name for name, proc in suite.processes.items() if proc.running}
         play = Day(config, venue, clock, suite.addresses, running, admin)
+
+        def interrupt() -> None:
+            play.stop_requested = True
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        loop.add_signal_handler(signal.SIGTERM, interrupt)
         with view:
             result = await play.play(view.update)
+        if result.interrupted_at is not None:
+            view.say(
+                f"interrupted at {frame.label(result.interrupted_at)}: reporting the day so far"
+            )
         result.phases["suite start"] = suite_start
         stopped = sorted(name for name, proc in suite.processes.items() if not proc.running)
         out = (args.out or ROOT / "runs").resolve() / datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -163,6 +163,8 @@ def summary(f: Figures) -> str:
 
 def _intro(r: DayResult, f: Figures) -> list[str]:
     span = f", {f['hours']} hours from opening" if f["hours"] else ", the whole day"
+    if f.get("interrupted_at"):
+        span += f" (interrupted at {f['interrupted_at']})"
     stopped = f["services_stopped_early"]
     return [
         f"# Day report: {r.venue.name}, {f['day']}",

@@ -464,6 +464,7 @@ def card(r: DayResult) -> dict[str, Any]:
         "guests": r.config.guests,
         "speed": r.config.speed,
         "hours": r.config.hours,
+        "interrupted_at": r.frame.label(r.interrupted_at) if r.interrupted_at else None,
         "services": sorted(r.services),
         "attendance": attendance(r),
         "rides": rides(r),

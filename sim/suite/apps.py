@@ -197,7 +197,9 @@ class SuiteApps:
             )
             for w in party.wishes
         ]
+        node = self.world.by_party[party.index].node
         settings = ipb.PlanSettings(
+            start_place=common_pb2.Place(zone_id=self.world.geo.zone_of[node], node_id=node),
             arrive_at=timestamp(self.frame, t),
             leave_at=timestamp(self.frame, party.leave_s),
             walking_speed_mps=party.walking_speed,

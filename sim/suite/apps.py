@@ -44,6 +44,9 @@ from venue.queue.v1 import queue_pb2 as qpb
 
 # A party waiting for its virtual-queue group looks at the app this often (venue s).
 VQ_POLL_S = 300.0
+# The app fetches the plan again at least this often (venue s), and at once when
+# the nudge feed says it changed.
+PLAN_REFRESH_S = 900.0
 
 
 @dataclass(slots=True)
@@ -111,6 +114,9 @@ class SuiteApps:
         self.history: list[Board] = []
         self.stats = AppStats()
         self.plans: dict[int, str] = {}  # party index -> plan id
+        self._plan_cache: dict[int, tuple[float, ipb.Plan]] = {}
+        self._stale: set[int] = set()
+        self._done: dict[int, set[str]] = {}
         self.streams: dict[int, asyncio.Task[None]] = {}
         self.signed_in: dict[int, Party] = {}
         self._seq = itertools.count(1)
@@ -240,6 +246,8 @@ class SuiteApps:
                     delay = 0.2
                     if event.HasField("nudge"):
                         await self._on_nudge(party, event.nudge)
+                    elif event.HasField("plan_updated"):
+                        self._stale.add(party.index)
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.CANCELLED:
                     return
@@ -382,24 +390,40 @@ class SuiteApps:
     # --- following the plan --------------------------------------------------------
 
     def next_stop(self, party: Party, t: float, reply: Callable[[str | None], None]) -> bool:
+        """Where the plan says to go next. The app keeps the plan it last fetched and
+        fetches it again when the feed says it changed or it is a while old."""
         if party.index not in self.plans or not party.app_token:
             return False
+        cached = self._plan_cache.get(party.index)
+        fresh = (
+            cached is not None and party.index not in self._stale and t - cached[0] < PLAN_REFRESH_S
+        )
+        if fresh and cached is not None:
+            reply(_next_poi(cached[1], self._done.get(party.index, set())))
+            return True
 
         async def ask() -> None:
             self.stats.plan_reads += 1
+            self._stale.discard(party.index)
             got = await self.call(
                 "itinerary.GetPlan",
                 self.stubs.itinerary.GetPlan,
                 ipb.GetPlanRequest(party_id=party.party_id),
                 party.app_token,
             )
-            reply(_next_poi(got.plan) if got is not None else None)
+            if got is None:
+                reply(None)
+                return
+            self._plan_cache[party.index] = (t, got.plan)
+            self._done.pop(party.index, None)
+            reply(_next_poi(got.plan, set()))
 
         self.tasks.spawn(ask())
         return True
 
     def did(self, party: Party, poi: str, t: float) -> None:
-        pass
+        if party.index in self._plan_cache:
+            self._done.setdefault(party.index, set()).add(poi)
 
     def close(self) -> None:
         """The day is over: every app still open stops listening and polling."""
@@ -454,8 +478,13 @@ class SuiteApps:
             )
 
 
-def _next_poi(plan: ipb.Plan) -> str | None:
+def _next_poi(plan: ipb.Plan, done: set[str]) -> str | None:
+    """The first stop still to do (leaving out what the party did since the fetch)."""
     for stop in plan.stops:
-        if stop.state in (ipb.STOP_STATE_UPCOMING, ipb.STOP_STATE_IN_PROGRESS) and stop.poi_id:
+        if (
+            stop.state in (ipb.STOP_STATE_UPCOMING, ipb.STOP_STATE_IN_PROGRESS)
+            and stop.poi_id
+            and stop.poi_id not in done
+        ):
             return stop.poi_id
     return None

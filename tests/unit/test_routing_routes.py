@@ -1,0 +1,330 @@
+"""Routes: hand-checked answers on a tiny venue, and properties on the park's graph
+checked against networkx's own Dijkstra."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.routing.crowding import MAX_FACTOR, CrowdBoard, slowdown
+from services.routing.routes import NotRoutable, Router, Walking
+from services.venue_model import EdgeKind, UnknownIdError, Venue, load_venue
+from tests.support.tiny_venue import write_tiny_venue
+
+ROOT = Path(__file__).resolve().parents[2]
+PARK = ROOT / "venues" / "lantern-bay-park.yaml"
+MALL = ROOT / "venues" / "millbrook-galleria.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Venue:
+    return load_venue(write_tiny_venue(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def tiny_router(tiny: Venue) -> Router:
+    return Router(tiny, CrowdBoard(tiny), default_speed_mps=1.0)
+
+
+@pytest.fixture(scope="module")
+def park() -> Venue:
+    return load_venue(PARK)
+
+
+@pytest.fixture(scope="module")
+def park_router(park: Venue) -> Router:
+    return Router(park, CrowdBoard(park))
+
+
+# --- hand-checked on the tiny venue --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "destination", "walking", "nodes", "seconds", "metres"),
+    [
+        # Straight along the bottom, not round by the plaza (300 s).
+        ("n.a", "n.c", Walking(1.0), ["n.a", "n.b", "n.c"], 200.0, 200.0),
+        # Up the stairs (250 s) beats the lift (200 s walk + 60 s ride).
+        ("n.a", "n.u2", Walking(1.0), ["n.a", "n.b", "n.u1", "n.u2"], 250.0, 250.0),
+        # At half the speed walking costs double but the lift does not: 460 s < 500 s.
+        ("n.a", "n.u2", Walking(0.5), ["n.a", "n.b", "n.c", "n.u2"], 460.0, 206.0),
+        # Step-free: the lift whatever it costs.
+        ("n.a", "n.u2", Walking(1.0, True), ["n.a", "n.b", "n.c", "n.u2"], 260.0, 206.0),
+        # Down by the one-way escalator (10 + 5 + 200).
+        ("n.u2", "n.a", Walking(1.0), ["n.u2", "n.u3", "n.c", "n.b", "n.a"], 215.0, 225.0),
+        ("n.u2", "n.a", Walking(1.0, True), ["n.u2", "n.c", "n.b", "n.a"], 260.0, 206.0),
+        # D -> B is one way: back from B goes round by A.
+        ("n.d", "n.b", Walking(1.0), ["n.d", "n.b"], 100.0, 100.0),
+        ("n.b", "n.d", Walking(1.0), ["n.b", "n.a", "n.d"], 250.0, 250.0),
+        ("n.a", "n.a", Walking(1.0), ["n.a"], 0.0, 0.0),
+    ],
+)
+def test_routes_on_the_tiny_venue(
+    tiny_router: Router,
+    origin: str,
+    destination: str,
+    walking: Walking,
+    nodes: list[str],
+    seconds: float,
+    metres: float,
+) -> None:
+    route = tiny_router.route(origin, destination, walking, crowded=False)
+    assert route is not None
+    assert list(route.node_ids) == nodes
+    assert route.seconds == pytest.approx(seconds)
+    assert route.distance_m == pytest.approx(metres)
+    assert route.crowd_delay_seconds == 0.0
+    assert [s.source for s in route.steps] == nodes[:-1]
+    assert [s.target for s in route.steps] == nodes[1:]
+
+
+def test_step_free_routes_take_the_lift_and_report_floors(tiny_router: Router) -> None:
+    route = tiny_router.route("n.a", "n.u2", Walking(1.0, step_free=True), crowded=False)
+    assert route is not None
+    assert [s.kind for s in route.steps] == [EdgeKind.WALKWAY, EdgeKind.WALKWAY, EdgeKind.ELEVATOR]
+    assert [s.floor for s in route.steps] == [0, 0, 1]
+    assert route.steps[-1].seconds == 60.0
+
+
+def test_crowds_slow_a_zone_and_routes_detour(tiny: Venue) -> None:
+    board = CrowdBoard(tiny)
+    router = Router(tiny, board, 1.0)
+    assert board.update("junction", 1.5, as_of=1000.0)
+    crowded = router.route("n.a", "n.c", Walking(1.0, avoid_crowds=True), crowded=True)
+    assert crowded is not None
+    # Through the junction: 100 m at (1 + f)/2 each way with f = 1 + 3 * 1.2^2 = 5.32,
+    # so 632 s; round by the plaza is 310 s and uncrowded.
+    assert list(crowded.node_ids) == ["n.a", "n.d", "n.c"]
+    assert crowded.seconds == pytest.approx(310.0)
+    assert crowded.crowd_delay_seconds == 0.0
+    plain = router.route("n.a", "n.c", Walking(1.0), crowded=True)
+    assert plain is not None and list(plain.node_ids) == ["n.a", "n.b", "n.c"]
+    # Into the junction itself there is no detour: the delay is reported.
+    into = router.route("n.a", "n.b", Walking(1.0, avoid_crowds=True), crowded=True)
+    assert into is not None
+    assert into.seconds == pytest.approx(100 * (1 + slowdown(1.5)) / 2)
+    assert into.crowd_delay_seconds == pytest.approx(into.seconds - 100.0)
+    # Outside the crowd horizon the crowd does not count.
+    later = router.route("n.a", "n.c", Walking(1.0, avoid_crowds=True), crowded=False)
+    assert later is not None and later.seconds == pytest.approx(200.0)
+
+
+def test_crowd_board_keeps_the_newest_reading_and_ignores_small_changes(tiny: Venue) -> None:
+    board = CrowdBoard(tiny)
+    assert board.update("junction", 1.0, as_of=100.0)
+    version = board.version
+    assert not board.update("junction", 0.2, as_of=50.0)  # older: ignored
+    assert board.density("junction") == 1.0
+    assert not board.update("junction", 1.001, as_of=101.0)  # not material
+    assert board.version == version
+    assert board.update("junction", 0.1, as_of=102.0)
+    assert board.zone_factor("junction") == 1.0
+    assert not board.update("no-such-zone", 1.0, as_of=103.0)
+
+
+def test_a_zone_takes_its_parents_crowding(park: Venue) -> None:
+    board = CrowdBoard(park)
+    child = next(z for z in park.zones if z.parent is not None)
+    assert child.parent is not None
+    board.update(child.parent, 1.0, as_of=1.0)
+    assert board.zone_factor(child.id) == pytest.approx(slowdown(1.0))
+    board.update(child.id, 0.0, as_of=2.0)
+    assert board.zone_factor(child.id) == 1.0
+
+
+@given(st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_slowdown_never_speeds_up_and_is_bounded(density: float) -> None:
+    assert 1.0 <= slowdown(density) <= MAX_FACTOR
+
+
+@given(st.floats(0, 5), st.floats(0, 5))
+def test_slowdown_grows_with_density(a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert slowdown(low) <= slowdown(high)
+
+
+def test_endpoints_zones_and_unknown_ids(tiny_router: Router, park_router: Router) -> None:
+    # The walkable node nearest the middle of the zone's nodes.
+    assert tiny_router.node_of_zone("upper") == "n.u2"
+    assert tiny_router.node_of_zone("land.west") == "n.a"
+    assert tiny_router.node_of_poi("k2") == "n.u2"
+    with pytest.raises(UnknownIdError):
+        tiny_router.node_of_poi("nope")
+    with pytest.raises(UnknownIdError):
+        tiny_router.routable_node("n.zz")
+    # A line's own node is not a place to route to; its zone resolves to the entrance.
+    park = park_router.venue
+    attraction = park.attractions()[0]
+    assert attraction.queue is not None
+    inside = park.queue_line(attraction.id)[1]
+    with pytest.raises(NotRoutable):
+        park_router.routable_node(inside)
+    assert park_router.node_of_zone(attraction.queue.queue_zone) in park_router.walk
+
+
+# --- nearest ---------------------------------------------------------------------------
+
+
+def _open_at(minute: int) -> object:
+    return lambda poi: poi.hours.is_open_at(minute)
+
+
+def test_nearest_respects_opening_hours(tiny: Venue, tiny_router: Router) -> None:
+    drinks = tiny.pois_with_tag("cold_drink")
+    at_ten = tiny_router.nearest(
+        "n.a", drinks, Walking(1.0), False, 5, keep=lambda p: p.hours.is_open_at(600)
+    )
+    assert [(n.poi.id, n.seconds) for n in at_ten] == [("k2", 250.0)]
+    at_one = tiny_router.nearest(
+        "n.a", drinks, Walking(1.0), False, 5, keep=lambda p: p.hours.is_open_at(780)
+    )
+    assert [(n.poi.id, n.seconds) for n in at_one] == [("k1", 200.0), ("k2", 250.0)]
+    assert at_one[1].distance_m == 250.0
+    step_free = tiny_router.nearest(
+        "n.a", drinks, Walking(1.0, True), False, 5, keep=lambda p: p.hours.is_open_at(780)
+    )
+    assert [(n.poi.id, n.seconds) for n in step_free] == [("k1", 200.0), ("k2", 260.0)]
+    # Closing time is exclusive, and a bound on the walk drops the far one.
+    at_six = tiny_router.nearest(
+        "n.a", drinks, Walking(1.0), False, 5, keep=lambda p: p.hours.is_open_at(18 * 60)
+    )
+    assert [n.poi.id for n in at_six] == ["k2"]
+    near = tiny_router.nearest("n.a", drinks, Walking(1.0), False, 5, max_seconds=220)
+    assert [n.poi.id for n in near] == ["k1"]
+    assert len(tiny_router.nearest("n.a", drinks, Walking(1.0), False, 1)) == 1
+
+
+def test_nearest_restroom_in_the_park_is_nearest_by_walking(
+    park: Venue, park_router: Router
+) -> None:
+    restrooms = park.pois_with_tag("restroom") or tuple(
+        p for p in park.pois if p.kind.value == "restroom"
+    )
+    origin = park_router.walk.node_ids[0]
+    found = park_router.nearest(origin, restrooms, Walking(), False, 50)
+    assert len(found) == len(restrooms)
+    times = [n.seconds for n in found]
+    assert times == sorted(times)
+    graph = park_router.walk.digraph(park_router.default_speed)
+    lengths = nx.single_source_dijkstra_path_length(graph, origin, weight="seconds")
+    for near in found:
+        assert near.seconds == pytest.approx(lengths[near.poi.node])
+
+
+# --- properties on the park ------------------------------------------------------------
+
+NODE = st.integers(min_value=0, max_value=10_000)
+SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _pick(router: Router, step_free: bool, i: int) -> str:
+    nodes = (router.step_free if step_free else router.walk).node_ids
+    return nodes[i % len(nodes)]
+
+
+@SLOW
+@given(NODE, NODE, NODE, st.booleans())
+def test_walking_times_obey_the_triangle_inequality(
+    park_router: Router, a: int, b: int, c: int, step_free: bool
+) -> None:
+    walking = Walking(step_free=step_free)
+    x, y, z = (_pick(park_router, step_free, i) for i in (a, b, c))
+    model = park_router.model(walking, crowded=False)
+    index = model.graph.index
+    xy = model.seconds(index[x], index[y])
+    yz = model.seconds(index[y], index[z])
+    xz = model.seconds(index[x], index[z])
+    assert xz <= xy + yz + 1e-6
+
+
+@SLOW
+@given(NODE, NODE, st.floats(0.3, 2.5))
+def test_step_free_routes_never_use_stairs_or_escalators(
+    park_router: Router, a: int, b: int, speed: float
+) -> None:
+    walking = Walking(speed_mps=speed, step_free=True)
+    route = park_router.route(
+        _pick(park_router, True, a), _pick(park_router, True, b), walking, False
+    )
+    assert route is not None  # the step-free graph is strongly connected
+    assert not {s.kind for s in route.steps} & {EdgeKind.STAIRS, EdgeKind.ESCALATOR}
+
+
+@SLOW
+@given(NODE, NODE, st.floats(0.3, 2.5), st.booleans())
+def test_route_time_is_the_sum_of_its_edges_and_optimal(
+    park_router: Router, a: int, b: int, speed: float, step_free: bool
+) -> None:
+    walking = Walking(speed_mps=speed, step_free=step_free)
+    x, y = _pick(park_router, step_free, a), _pick(park_router, step_free, b)
+    route = park_router.route(x, y, walking, False)
+    assert route is not None
+    venue = park_router.venue
+    total = math.fsum(
+        venue.edge(_edge_id(venue, s.source, s.target)).seconds(speed) for s in route.steps
+    )
+    assert route.seconds == pytest.approx(total)
+    assert route.distance_m == pytest.approx(math.fsum(s.distance_m for s in route.steps))
+    graph = park_router.graph(walking).digraph(speed)
+    assert route.seconds == pytest.approx(nx.dijkstra_path_length(graph, x, y, weight="seconds"))
+
+
+def _edge_id(venue: Venue, source: str, target: str) -> str:
+    for edge in venue.edges:
+        if (edge.source, edge.target) == (source, target) or (
+            not edge.one_way and (edge.target, edge.source) == (source, target)
+        ):
+            return edge.id
+    raise AssertionError(f"no edge {source} -> {target}")
+
+
+CLOCK = [0.0]
+
+
+@pytest.fixture(scope="module")
+def crowd_router(park: Venue) -> Router:
+    return Router(park, CrowdBoard(park))
+
+
+@SLOW
+@given(
+    NODE,
+    NODE,
+    st.dictionaries(st.integers(0, 200), st.floats(0, 3), max_size=12),
+)
+def test_crowd_weights_never_make_a_route_shorter(
+    crowd_router: Router, a: int, b: int, densities: dict[int, float]
+) -> None:
+    router = crowd_router
+    park = router.venue
+    # Readings pile up from example to example: any state of the board will do.
+    for i, density in densities.items():
+        CLOCK.append(CLOCK[-1] + 1.0)
+        router.crowd.update(park.zones[i % len(park.zones)].id, density, as_of=CLOCK[-1])
+    x, y = _pick(router, False, a), _pick(router, False, b)
+    plain = router.route(x, y, Walking(), crowded=False)
+    crowded = router.route(x, y, Walking(avoid_crowds=True), crowded=True)
+    assert plain is not None and crowded is not None
+    assert crowded.seconds >= plain.seconds - 1e-6
+    assert crowded.seconds - crowded.crowd_delay_seconds >= plain.seconds - 1e-6
+
+
+def test_the_mall_routes_between_floors_both_ways() -> None:
+    mall = load_venue(MALL)
+    router = Router(mall, CrowdBoard(mall))
+    lower = next(n for n in router.step_free.node_ids if mall.node(n).floor == 0)
+    upper = next(n for n in router.step_free.node_ids if mall.node(n).floor == 1)
+    for walking in (Walking(), Walking(step_free=True)):
+        up = router.route(lower, upper, walking, False)
+        down = router.route(upper, lower, walking, False)
+        assert up is not None and down is not None
+        assert {s.floor for s in up.steps} == {0, 1} or up.steps[-1].floor == 1
+        if walking.step_free:
+            kinds = {s.kind for s in up.steps} | {s.kind for s in down.steps}
+            assert EdgeKind.ELEVATOR in kinds
+            assert not kinds & {EdgeKind.STAIRS, EdgeKind.ESCALATOR}

@@ -34,7 +34,7 @@ def park() -> Venue:
 
 
 def stamp(seconds: float) -> Timestamp:
-    return Timestamp(seconds=int(seconds), nanos=int(round((seconds % 1) * 1e9)))
+    return Timestamp(seconds=int(seconds), nanos=round((seconds % 1) * 1e9))
 
 
 def event(at: float, **oneof: object) -> queue_pb2.WatchQueueEventsResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.routing.calendar import at_minute, period
+from services.routing.graph import CostModel
 from services.routing.planner import Plan, SkipReason, TaskKind
 from services.routing.routes import Route
 from services.routing.waits import WaitSource
@@ -36,6 +38,7 @@ _POI_KIND = {
     PoiKind.FIRST_AID: pb.POI_KIND_FIRST_AID,
     PoiKind.HOTEL: pb.POI_KIND_HOTEL,
 }
+STEP_CACHE_SIZE = 100_000
 # Food places that take reservations say so with this tag in the venue file.
 TABLE_SERVICE_TAG = "table_service"
 
@@ -199,6 +202,85 @@ def route_pb(route: Route) -> pb.Route:
         walking_time=duration(route.seconds),
         crowd_delay=duration(route.crowd_delay_seconds),
     )
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited field on the wire: tag, length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class RouteEncoder:
+    """Routes straight to wire bytes from per-arc pieces encoded once per cost model.
+
+    A route is its nodes, its steps and three totals; protobuf fields may be
+    concatenated in any order, so the bytes of a route are the cached bytes of its
+    nodes and arcs followed by the totals. Equal to `route_pb(router.describe(...))`.
+    """
+
+    def __init__(self, venue: Venue) -> None:
+        self._venue = venue
+        self._nodes: dict[str, bytes] = {}
+        self._steps: dict[tuple[Any, int], bytes] = {}
+
+    def _node(self, node_id: str) -> bytes:
+        found = self._nodes.get(node_id)
+        if found is None:
+            found = self._nodes[node_id] = _field(1, node_id.encode())
+        return found
+
+    def _step(self, model: CostModel, arc: int) -> bytes:
+        key = (model.key, arc)
+        found = self._steps.get(key)
+        if found is None:
+            graph = model.graph
+            target = self._venue.node(graph.node_ids[graph.arc_target[arc]])
+            edge = graph.arc_edges[arc]
+            step = pb.RouteStep(
+                source_node_id=graph.node_ids[graph.arc_source[arc]],
+                target_node_id=target.id,
+                distance_m=edge.length_m,
+                walking_time=duration(float(model.weights[arc])),
+                connector=CONNECTOR[edge.kind],
+                floor=target.floor,
+                zone_id=target.zone,
+            )
+            if len(self._steps) >= STEP_CACHE_SIZE:
+                # Old speeds and crowd versions: start again rather than track use.
+                self._steps.clear()
+            found = self._steps[key] = _field(2, step.SerializeToString())
+        return found
+
+    def encode(self, model: CostModel, path: Sequence[int]) -> tuple[bytes, float]:
+        """The serialized Route (without times of day) and its walking seconds."""
+        arcs = model.arcs_of(path)
+        graph = model.graph
+        seconds = math.fsum(model.weights[arcs].tolist())
+        base = math.fsum(model.base[arcs].tolist())
+        totals = pb.Route(
+            distance_m=math.fsum(graph.arc_length[arcs].tolist()),
+            walking_time=duration(seconds),
+            crowd_delay=duration(max(0.0, seconds - base)),
+        )
+        data = b"".join(
+            [
+                *(self._node(graph.node_ids[i]) for i in path),
+                *(self._step(model, a) for a in arcs),
+                totals.SerializeToString(),
+            ]
+        )
+        return data, seconds
 
 
 def timed(message: pb.Route, route_seconds: float, depart: datetime) -> pb.Route:

@@ -161,16 +161,21 @@ class Router:
 
     # --- queries -----------------------------------------------------------------
 
-    def route(self, origin: str, destination: str, walking: Walking, crowded: bool) -> Route | None:
-        """The quickest walk, or None when there is none under `walking` (step-free)."""
+    def path(
+        self, origin: str, destination: str, walking: Walking, crowded: bool
+    ) -> tuple[CostModel, list[int]] | None:
+        """The cost model and the node indices of the quickest walk, or None."""
         model = self.model(walking, crowded)
         index = model.graph.index
         if origin not in index or destination not in index:
             return None
         path = model.row(index[origin]).path(index[destination])
-        if path is None:
-            return None
-        return self.describe(model, path)
+        return None if path is None else (model, path)
+
+    def route(self, origin: str, destination: str, walking: Walking, crowded: bool) -> Route | None:
+        """The quickest walk, or None when there is none under `walking` (step-free)."""
+        found = self.path(origin, destination, walking, crowded)
+        return None if found is None else self.describe(*found)
 
     def describe(self, model: CostModel, path: Sequence[int]) -> Route:
         graph = model.graph

@@ -62,6 +62,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self._sha256 = sha256
         # Serialized routes (without times of day) by cost model and endpoints.
         self._routes: OrderedDict[tuple[Any, ...], tuple[bytes, float]] = OrderedDict()
+        self._encoder = messages.RouteEncoder(venue)
 
     # --- parsing -------------------------------------------------------------------
 
@@ -186,15 +187,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     def _route(
         self, origin: str, destination: str, walking: Walking, crowded: bool
     ) -> tuple[bytes, float] | None:
-        model = self._router.model(walking, crowded)
+        found = self._router.path(origin, destination, walking, crowded)
+        if found is None:
+            return None
+        model, path = found
         key = (model.key, origin, destination)
         cached = self._routes.get(key)
         if cached is not None:
             return cached
-        route = self._router.route(origin, destination, walking, crowded)
-        if route is None:
-            return None
-        entry = (messages.route_pb(route).SerializeToString(), route.seconds)
+        entry = self._encoder.encode(model, path)
         self._routes[key] = entry
         if len(self._routes) > ROUTE_CACHE_SIZE:
             self._routes.popitem(last=False)
@@ -335,8 +336,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         start_at = self._time(request.start_at, "start_at")
         leave = validation.timestamp(request.leave_at, "leave_at", required=False)
         if leave is None:
-            leave = period(self._venue, venue_day(self._venue, start_at), self._venue.hours)[1]
-        if leave <= start_at:
+            # After closing this is an empty plan whose skips say why, not an error.
+            closing = period(self._venue, venue_day(self._venue, start_at), self._venue.hours)[1]
+            leave = max(closing, start_at)
+        elif leave <= start_at:
             raise InvalidArgument("leave_at", "must be after start_at")
         walking = self._walking(request.walking)
         wishes = self._wishes(request.items)

@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.routing.crowding import MAX_FACTOR, CrowdBoard, slowdown
+from services.routing.messages import RouteEncoder, route_pb
 from services.routing.routes import NotRoutable, Router, Walking
 from services.venue_model import EdgeKind, UnknownIdError, Venue, load_venue
 from tests.support.tiny_venue import write_tiny_venue
+from venue.routing.v1 import routing_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
 PARK = ROOT / "venues" / "lantern-bay-park.yaml"
@@ -328,3 +330,19 @@ def test_the_mall_routes_between_floors_both_ways() -> None:
             kinds = {s.kind for s in up.steps} | {s.kind for s in down.steps}
             assert EdgeKind.ELEVATOR in kinds
             assert not kinds & {EdgeKind.STAIRS, EdgeKind.ESCALATOR}
+
+
+@settings(max_examples=40, deadline=None)
+@given(NODE, NODE, st.sampled_from([0.7, 1.2, 1.9]), st.booleans())
+def test_wire_encoded_routes_equal_built_messages(
+    park_router: Router, a: int, b: int, speed: float, step_free: bool
+) -> None:
+    encoder = RouteEncoder(park_router.venue)
+    walking = Walking(speed_mps=speed, step_free=step_free)
+    x, y = _pick(park_router, step_free, a), _pick(park_router, step_free, b)
+    found = park_router.path(x, y, walking, False)
+    assert found is not None
+    data, seconds = encoder.encode(*found)
+    built = route_pb(park_router.describe(*found))
+    assert pb.Route.FromString(data) == built
+    assert seconds == pytest.approx(built.walking_time.ToTimedelta().total_seconds(), abs=1e-6)

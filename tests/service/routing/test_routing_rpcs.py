@@ -607,3 +607,13 @@ async def test_who_may_call_what(routing: Routing, identity: Identity, guest: An
         for who, metadata in callers.items():
             expected = OK if name in ADMITTED[who] else DENIED
             assert await status_of(call(routing, metadata)) == expected, (name, who)
+
+
+async def test_a_plan_after_closing_is_empty_and_says_why(routing: Routing, guest: Any) -> None:
+    request = pb.PlanItineraryRequest(
+        start=poi(ENTRANCE), start_at=ts(12 * 60), items=[item("a", RIDES[0])]
+    )
+    reply = await routing.stub.PlanItinerary(request, metadata=guest)
+    assert not reply.stops
+    (skipped,) = reply.skipped
+    assert skipped.reason == pb.SKIP_REASON_NOT_OPERATING

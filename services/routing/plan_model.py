@@ -164,8 +164,10 @@ class Service:
         kc = np.clip(k, 0, None)
         inside = (k >= 0) & (arrive < self.ends[kc])
         now = np.where(inside, arrive + self.waits[kc] + self.duration, INF)
-        later = self.suffix[np.searchsorted(self.starts, arrive, side="left")]
-        result: FloatArray = np.minimum(now, later)
+        # The first segment starting at or after the arrival: the next one, or
+        # this one when the arrival is exactly its start (one search, not two).
+        later = k + 1 - ((k >= 0) & (self.starts[kc] == arrive))
+        result: FloatArray = np.minimum(now, self.suffix[later])
         return result
 
     def visit(self, arrive: float) -> tuple[float, float, float, WaitSource] | None:

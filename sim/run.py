@@ -1,10 +1,10 @@
 """`venue run`: start the suite on a shared venue clock, play a day, write the report.
 
-The clock starts a minute of wall time before the venue opens (the suite starts,
-then the installer and the ticket desk work before the gates do) and runs at
-`--speed` for every process of the suite and for the world. Each run plays the
-next venue day of its data directory, so a twin that keeps its history sees one
-day after another, as in a real venue.
+The clock reaches its start half a minute of wall time after the suite is asked to
+start, and opening a while after that (the installer and the ticket desk work
+before the gates open); it runs at `--speed` for every process of the suite and
+for the world. Each run plays the next venue day of its data directory, so a twin
+that keeps its history sees one day after another, as in a real venue.
 """
 
 from __future__ import annotations
@@ -27,10 +27,18 @@ from sim.frame import DayFrame
 from sim.progress import View
 from sim.report import write_report
 
-# The clock starts this many wall seconds before the venue opens: the suite starts
-# (about 20 s) and the installer and the ticket desk get a head start on the first
-# guests. At least half an hour of venue time, and never before midnight.
-PRE_OPEN_WALL_S = 60.0
+# Wall seconds the suite gets to start before the venue clock reaches its start: the
+# clock is fixed when the processes start, so the world's head start must not
+# depend on how long they take (a loaded machine can take half a minute).
+STARTUP_ALLOWANCE_S = 30.0
+
+
+def head_start_s(guests: int, speed: float, open_s: float) -> float:
+    """Venue seconds between the clock's start and opening: the installer and the
+    ticket desk work before the gates open, longer for a bigger day. At least half
+    an hour of venue time, and never before midnight."""
+    wall = 15.0 + 45.0 * min(1.0, guests / 10_000)
+    return min(open_s, max(1800.0, wall * speed))
 
 
 def next_day(data_dir: Path, venue: Venue) -> date:
@@ -68,9 +76,10 @@ async def run_day(args: argparse.Namespace) -> int:
     day = next_day(data_dir, venue)
     frame = DayFrame.of(day, venue.timezone)
     open_s = frame.at_clock(venue.hours.opens)
-    pre_open = min(open_s, max(1800.0, PRE_OPEN_WALL_S * config.speed))
     clock = VenueClock(
-        start=frame.instant(open_s - pre_open), anchor=time.time(), speed=config.speed
+        start=frame.instant(open_s - head_start_s(config.guests, config.speed, open_s)),
+        anchor=time.time() + STARTUP_ALLOWANCE_S,
+        speed=config.speed,
     )
     services = args.services or implemented_services()
     suite = Suite(

@@ -56,7 +56,8 @@ def attendance(r: DayResult, out: Path) -> str | None:
     if len(exits):
         bottom.hist(_hours(r, exits), bins=bins, weights=weights_out, alpha=0.6, label="departures")
     bottom.set_ylabel("guests per hour")
-    bottom.legend(loc="upper right")
+    if len(arrivals) or len(exits):
+        bottom.legend(loc="upper right")
     _hour_axis(bottom)
     fig.tight_layout()
     fig.savefig(out / "attendance.png", dpi=DPI)

@@ -20,6 +20,16 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     return embedded_pg.ensure_running(data_dir)
 
 
+async def _release(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: only an unfinished
+    transaction rolled back. asyncpg's default reset (RESET ALL, UNLISTEN,
+    advisory unlock) costs a round trip on every release, and services keep no
+    other session state on pooled connections (listeners and advisory locks
+    use connections of their own)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(url: str, schema: str, service: str, max_size: int = 8) -> asyncpg.Pool:
     """A pool whose connections see only the service's schema by default."""
     return await asyncpg.create_pool(
@@ -29,6 +39,7 @@ async def create_pool(url: str, schema: str, service: str, max_size: int = 8) ->
         server_settings={"search_path": schema, "application_name": f"venue-{service}"},
         # Statements are prepared per connection; a fresh schema invalidates nothing.
         max_inactive_connection_lifetime=300,
+        reset=_release,
     )
 
 

@@ -17,7 +17,7 @@ from services.access.bands import BandDirectory
 from services.access.decisions import Wearer
 from services.access.entitlements import ACTIVE, REVOKED
 from services.access.identity_client import IdentityClient
-from services.access.payments import Cashier
+from services.access.payments import Cashier, Purchase
 from services.access.records import AccessPointState, BandRule, ChargeRow, EntitlementRecord
 from services.access.store import AccessStore, Idem
 from services.access.taps import PointStates, TapDesk
@@ -465,9 +465,8 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
             party_id, role = await self._guest(guest_id)
             band_id = self._directory.active_band_of(guest_id) or ""
             wearer = Wearer(band_id, guest_id, party_id, True, role, 0)
-        return await self._cashier.charge(
+        purchase = Purchase(
             merchant_id=merchant_id,
-            wearer=wearer,
             at_till=payer == "band_uid",
             items=request.items,
             amount_minor=amount,
@@ -478,6 +477,7 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
             digest=idempotency.request_hash(request),
             created_by=who.log_id,
         )
+        return await self._cashier.charge(purchase, wearer)
 
     def _may_see_charge(self, who: Principal, charge: ChargeRow) -> None:
         if who.is_device():

@@ -10,8 +10,9 @@ runs in ordinary transactions.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -411,12 +412,30 @@ class AccessStore:
         await self._entitlement_event(conn, kind, updated, at)
         return updated
 
+    @contextlib.asynccontextmanager
+    async def locked(self, what: str, ident: str) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction holding the lock of a guest's holder row or a party's
+        wallet: the way forward when optimistic attempts keep meeting
+        concurrent changes (two tills charging one family at once)."""
+        sql = {
+            "holder": "SELECT 1 FROM holders WHERE guest_id = $1 FOR UPDATE",
+            "wallet": "SELECT 1 FROM wallets WHERE party_id = $1 FOR UPDATE",
+        }[what]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql, ident)
+            yield conn
+
     # --- taps ------------------------------------------------------------------------
 
     async def guest_state(
-        self, guest_id: str, kinds: Sequence[int], attraction_id: str | None, room_id: str | None
+        self,
+        guest_id: str,
+        kinds: Sequence[int],
+        attraction_id: str | None,
+        room_id: str | None,
+        conn: asyncpg.Connection | None = None,
     ) -> HeldState:
-        rows = await self._pool.fetch(
+        rows = await (conn or self._pool).fetch(
             f"SELECT h.version, h.inside, h.presence_day, {_ENT_E} "
             "FROM (SELECT 1) AS one "
             "LEFT JOIN holders h ON h.guest_id = $1 "
@@ -432,10 +451,10 @@ class AccessStore:
         held = tuple(_entitlement(r) for r in rows if r["entitlement_id"] is not None)
         return HeldState(first["version"] or 0, bool(first["inside"]), first["presence_day"], held)
 
-    async def record_tap(self, w: TapWrite) -> int:
+    async def record_tap(self, w: TapWrite, conn: asyncpg.Connection | None = None) -> int:
         """RECORDED, or REPLAYED when the key was used before; raises Stale."""
         try:
-            result = await self._pool.fetchval(
+            result = await (conn or self._pool).fetchval(
                 "SELECT record_tap($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
                 w.scope,
@@ -496,8 +515,14 @@ class AccessStore:
             [(account, kind, currency) for account, kind in accounts],
         )
 
-    async def wallet_state(self, party_id: str, band_id: str | None, day: date) -> WalletState:
-        row = await self._pool.fetchrow(
+    async def wallet_state(
+        self,
+        party_id: str,
+        band_id: str | None,
+        day: date,
+        conn: asyncpg.Connection | None = None,
+    ) -> WalletState:
+        row = await (conn or self._pool).fetchrow(
             "SELECT w.version, w.balance_minor, w.pin_hash, w.pin_failures, w.pin_locked, "
             "r.charging_enabled, r.daily_limit_minor, s.spent_minor "
             "FROM (SELECT 1) AS one "
@@ -519,10 +544,10 @@ class AccessStore:
             spent_today_minor=row["spent_minor"] or 0,
         )
 
-    async def record_charge(self, w: ChargeWrite) -> int:
+    async def record_charge(self, w: ChargeWrite, conn: asyncpg.Connection | None = None) -> int:
         """RECORDED, or REPLAYED when the key was used before; raises Stale."""
         try:
-            result = await self._pool.fetchval(
+            result = await (conn or self._pool).fetchval(
                 "SELECT record_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
                 w.scope,

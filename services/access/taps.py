@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from opentelemetry import metrics, trace
 
 from services.access import decisions, messages
@@ -76,6 +78,16 @@ def held_of(record: EntitlementRecord) -> Held:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Tap:
+    point: PointInfo
+    wearer: Wearer | None
+    tapped_at: datetime
+    scope: str
+    key: str
+    digest: bytes
+
+
 class TapDesk:
     def __init__(
         self,
@@ -116,46 +128,59 @@ class TapDesk:
     ) -> pb.TapResponse:
         wearer = await self._directory.wearer(band_uid)
         early = decisions.precheck(point, self._states.is_open(point.access_point_id), wearer)
-        for _ in range(MAX_ATTEMPTS):
-            state: HeldState | None = None
-            decision = early
-            if decision is None:
-                assert wearer is not None
-                state = await self._store.guest_state(
-                    wearer.guest_id,
-                    decisions.KINDS_READ[point.kind],
-                    point.attraction_id or None,
-                    point.room_id or None,
-                )
-                decision = decisions.decide(
-                    point,
-                    wearer,
-                    GuestState(
-                        state.version,
-                        state.inside,
-                        state.presence_day,
-                        tuple(held_of(r) for r in state.held),
-                    ),
-                    tapped_at,
-                    self._venue.day_of(tapped_at),
-                    self._venue.grace,
-                    self._venue.clock_text,
-                )
-            reply = self._reply(decision, wearer)
-            write = self._write(
-                point, wearer, decision, state, reply, tapped_at, scope, key, digest
-            )
+        tap = _Tap(point, wearer, tapped_at, scope, key, digest)
+        for attempt in range(MAX_ATTEMPTS):
             try:
-                result = await self._store.record_tap(write)
+                if attempt == 0 or early is not None or wearer is None:
+                    return await self._attempt(tap, early, None)
+                # Lost a race with a change of this guest's state: decide again
+                # holding the guest's lock, which guarantees progress.
+                async with self._store.locked("holder", wearer.guest_id) as conn:
+                    return await self._attempt(tap, early, conn)
             except Stale:
                 continue
-            if result != RECORDED:
-                stored = await self._store.stored_reply("taps", scope, key, digest)
-                return pb.TapResponse.FromString(stored)
-            self._count(point, decision.reason)
-            self._trace(point, decision, wearer)
-            return reply
         raise Aborted("the guest's state kept changing; retry the tap", reason="CONFLICT")
+
+    async def _attempt(
+        self, tap: _Tap, early: Decision | None, conn: asyncpg.Connection | None
+    ) -> pb.TapResponse:
+        point, wearer = tap.point, tap.wearer
+        state: HeldState | None = None
+        decision = early
+        if decision is None:
+            assert wearer is not None
+            state = await self._store.guest_state(
+                wearer.guest_id,
+                decisions.KINDS_READ[point.kind],
+                point.attraction_id or None,
+                point.room_id or None,
+                conn,
+            )
+            decision = decisions.decide(
+                point,
+                wearer,
+                GuestState(
+                    state.version,
+                    state.inside,
+                    state.presence_day,
+                    tuple(held_of(r) for r in state.held),
+                ),
+                tap.tapped_at,
+                self._venue.day_of(tap.tapped_at),
+                self._venue.grace,
+                self._venue.clock_text,
+            )
+        reply = self._reply(decision, wearer)
+        write = self._write(
+            point, wearer, decision, state, reply, tap.tapped_at, tap.scope, tap.key, tap.digest
+        )
+        result = await self._store.record_tap(write, conn)
+        if result != RECORDED:
+            stored = await self._store.stored_reply("taps", tap.scope, tap.key, tap.digest)
+            return pb.TapResponse.FromString(stored)
+        self._count(point, decision.reason)
+        self._trace(point, decision, wearer)
+        return reply
 
     def _reply(self, decision: Decision, wearer: Wearer | None) -> pb.TapResponse:
         reply = pb.TapResponse(

@@ -11,15 +11,18 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.access.service import DEFINITION, Parts, build
 from services.platform import service_secrets
 from services.platform.config import Settings
 from services.platform.server import RunningService, Runtime, start
+from services.platform.validation import to_timestamp
 from tests.service.conftest import ADMIN, DESK, OPS, Guest, Identity
 from tests.support.stubs import bearer
 from venue.access.v1 import access_pb2 as pb
@@ -51,9 +54,7 @@ def at(hour: int, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
     return datetime(DAY.year, DAY.month, DAY.day, hour + 4, minute, second, micro, tzinfo=UTC)
 
 
-def ts(value: datetime) -> object:
-    from services.platform.validation import to_timestamp  # noqa: PLC0415
-
+def ts(value: datetime) -> Timestamp:
     return to_timestamp(value)
 
 
@@ -164,7 +165,7 @@ class Access:
             pb.TapRequest(
                 access_point_id=point,
                 band_uid=band_uid,
-                tapped_at=ts(when),  # type: ignore[arg-type]
+                tapped_at=ts(when),
                 idempotency_key=idem or key(),
             ),
             metadata=await self.device(kind, point),
@@ -196,7 +197,7 @@ class Access:
             merchant_id=merchant,
             band_uid=band_uid,
             amount=common_pb2.Money(minor_units=minor, currency="USD"),
-            charged_at=ts(when or datetime.now(UTC)),  # type: ignore[arg-type]
+            charged_at=ts(when or datetime.now(UTC)),
             idempotency_key=idem or key(),
         )
         if pin is not None:
@@ -226,7 +227,7 @@ def _device_kind(point: str) -> int:
 
 
 @pytest.fixture(scope="session")
-async def access(identity: Identity, data_dir: object, database_url: str) -> AsyncIterator[Access]:
+async def access(identity: Identity, data_dir: Path, database_url: str) -> AsyncIterator[Access]:
     settings = Settings.from_env(
         "access",
         env={
@@ -251,7 +252,7 @@ async def access(identity: Identity, data_dir: object, database_url: str) -> Asy
     running = await start(dataclasses.replace(DEFINITION, setup=setup), settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     stub: access_pb2_grpc.AccessServiceAsyncStub = access_pb2_grpc.AccessServiceStub(channel)
-    master = service_secrets.load_or_create_master(data_dir)  # type: ignore[arg-type]
+    master = service_secrets.load_or_create_master(data_dir)
 
     async def service_token(name: str) -> str:
         return await identity.token(

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.service.access.conftest import (
     MERCHANT,
@@ -576,3 +578,61 @@ async def test_other_wallet_rpcs_bad_input(access: Access) -> None:
         grpc.StatusCode.NOT_FOUND,
     )
     assert await access.count("wallets", "party_id = $1", ann.party_id) == 0
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["top_up", "charge", "refund"]),
+            st.integers(1, 3000),
+            st.integers(1, 4),  # how many times the same request is sent at once
+        ),
+        min_size=3,
+        max_size=10,
+    )
+)
+async def test_books_hold_under_concurrent_retries(
+    access: Access, ops: list[tuple[str, int, int]]
+) -> None:
+    ann = await access.member()
+    till = await access.device(POS, TILL)
+    approved: list[tuple[str, int]] = []
+    expected = 0
+    for op, minor, copies in ops:
+        if op == "top_up":
+            request = pb.TopUpRequest(
+                party_id=ann.party_id,
+                amount=usd(minor),
+                funding_source=pb.FUNDING_SOURCE_CARD,
+                idempotency_key=key(),
+            )
+            await asyncio.gather(
+                *(access.stub.TopUp(request, metadata=bearer(ann.token)) for _ in range(copies))
+            )
+            expected += minor
+        elif op == "charge":
+            same, now = key(), datetime.now(UTC)
+            replies = await asyncio.gather(
+                *(access.charge(ann.band_uid, minor, idem=same, when=now) for _ in range(copies))
+            )
+            assert len({r.SerializeToString() for r in replies}) == 1
+            if replies[0].result == APPROVED:
+                approved.append((replies[0].charge_id, minor))
+                expected -= minor
+            else:
+                assert replies[0].decline_reason == pb.DECLINE_REASON_INSUFFICIENT_FUNDS
+        elif approved:
+            charge_id, charged = approved.pop()
+            amount = min(minor, charged)
+            refund = pb.RefundRequest(
+                charge_id=charge_id, amount=usd(amount), idempotency_key=key()
+            )
+            await asyncio.gather(
+                *(access.stub.Refund(refund, metadata=till) for _ in range(copies)),
+                return_exceptions=True,
+            )
+            expected += amount
+        assert expected >= 0
+    assert (await wallet(access, ann)).balance.minor_units == expected
+    await books_balance(access)

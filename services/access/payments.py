@@ -26,6 +26,7 @@ from services.access.bands import BandDirectory
 from services.access.decisions import Wearer
 from services.access.ledger import ChargeAsk, ChargeOutcome
 from services.access.store import RECORDED, AccessStore, ChargeWrite, Stale
+from services.access.telemetry import hot_path_database
 from services.access.venue_index import VenueIndex
 from services.platform.errors import Aborted
 from venue.access.v1 import access_pb2 as pb
@@ -88,16 +89,18 @@ class Cashier:
         self._results.add(1, attrs)
 
     async def charge(self, purchase: Purchase, wearer: Wearer | None) -> pb.ChargeResponse:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                if attempt == 0 or wearer is None or not wearer.active:
-                    return await self._attempt(purchase, wearer, None)
-                # Lost the race to a concurrent change of this wallet: decide
-                # again holding its lock, which guarantees progress.
-                async with self._store.locked("wallet", wearer.party_id) as conn:
-                    return await self._attempt(purchase, wearer, conn)
-            except Stale:
-                continue
+        with hot_path_database() as timing:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    if attempt == 0 or wearer is None or not wearer.active:
+                        return await self._attempt(purchase, wearer, None)
+                    # Lost the race to a concurrent change of this wallet: decide
+                    # again holding its lock, which guarantees progress.
+                    async with self._store.locked("wallet", wearer.party_id) as conn:
+                        return await self._attempt(purchase, wearer, conn)
+                except Stale:
+                    timing.retries += 1
+                    continue
         raise Aborted("the wallet kept changing; retry the charge", reason="CONFLICT")
 
     async def _attempt(

@@ -23,6 +23,7 @@ from services.access.bands import BandDirectory
 from services.access.decisions import Decision, GuestState, Held, Wearer
 from services.access.records import AccessPointState, EntitlementRecord
 from services.access.store import RECORDED, AccessStore, HeldState, Stale, TapWrite
+from services.access.telemetry import hot_path_database
 from services.access.venue_index import PointInfo, VenueIndex
 from services.platform.errors import Aborted
 from venue.access.v1 import access_pb2 as pb
@@ -129,16 +130,18 @@ class TapDesk:
         wearer = await self._directory.wearer(band_uid)
         early = decisions.precheck(point, self._states.is_open(point.access_point_id), wearer)
         tap = _Tap(point, wearer, tapped_at, scope, key, digest)
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                if attempt == 0 or early is not None or wearer is None:
-                    return await self._attempt(tap, early, None)
-                # Lost a race with a change of this guest's state: decide again
-                # holding the guest's lock, which guarantees progress.
-                async with self._store.locked("holder", wearer.guest_id) as conn:
-                    return await self._attempt(tap, early, conn)
-            except Stale:
-                continue
+        with hot_path_database() as timing:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    if attempt == 0 or early is not None or wearer is None:
+                        return await self._attempt(tap, early, None)
+                    # Lost a race with a change of this guest's state: decide again
+                    # holding the guest's lock, which guarantees progress.
+                    async with self._store.locked("holder", wearer.guest_id) as conn:
+                        return await self._attempt(tap, early, conn)
+                except Stale:
+                    timing.retries += 1
+                    continue
         raise Aborted("the guest's state kept changing; retry the tap", reason="CONFLICT")
 
     async def _attempt(

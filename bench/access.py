@@ -13,6 +13,10 @@ today and have money in their wallets.
 - charges at the venue's tills (below the PIN threshold): throughput at 32 in
   flight, and latency at an offered 100 charges/s (open loop).
 
+The platform's own echo (every interceptor, auth and tracing, no database) is
+measured in the same run too, to show how much of the floor any service on the
+platform can reach at all.
+
 Every allowed tap and approved charge is committed (synchronous_commit on)
 before its reply: after the run, each reply's tap or charge is looked up in the
 database, and the checks say whether all were there.
@@ -33,7 +37,7 @@ import asyncpg
 import grpc
 
 from bench import harness
-from bench.foundation import floor
+from bench.foundation import floor, platform_echo
 from bench.procs import helper, otlp_env
 from services.platform import embedded_pg
 from services.platform.config import DEFAULT_VENUE_FILE
@@ -348,18 +352,26 @@ async def run(work: Path, seconds: float) -> dict[str, Any]:
     try:
         with helper("bench.otlp_sink") as sink:
             floor_figures = await floor(seconds)
+            platform = await platform_echo(work, database_url, sink, seconds)
             figures = await measure(work, database_url, sink, seconds)
     finally:
         await asyncio.to_thread(embedded_pg.stop, work)
     f32 = floor_figures["closed_32"]["per_second"]
+    p32 = platform["closed_32"]["per_second"]
     taps, charges = figures["taps"], figures["charges"]
     t32 = taps["closed_32"]["per_second"]
     c32 = charges["closed_32"]["per_second"]
     durable = figures["database"] == {"synchronous_commit": "on", "fsync": "on"}
     return {
         "floor_bare_echo": floor_figures,
+        "platform_echo": platform,
         **figures,
         "checks": {
+            # For context: the platform's own echo (interceptors, auth, tracing,
+            # no database) against the same floor, in the same run.
+            "platform_echo_32_vs_floor_32": round(p32 / f32, 3),
+            "taps_32_vs_platform_echo_32": round(t32 / p32, 3),
+            "charges_32_vs_platform_echo_32": round(c32 / p32, 3),
             "taps_32_vs_floor_32": round(t32 / f32, 3),
             "bar_taps_at_least_0.4_of_floor": t32 / f32 >= 0.4,
             "taps_p99_ms_at_300_per_s": taps["open_300"]["p99_ms"],

@@ -21,7 +21,7 @@ Design (the fast path of every tap and charge):
   access was starting or cut off is refused all the same. Catching up is
   recognised when an event arrives that identity wrote after the stream was
   opened (the stream is in commit order, so everything older came first), or
-  when the replay falls quiet.
+  when the replay, once begun, falls quiet.
 - **Entitlements are not cached.** The tap reads them in the same round trip
   that reads the guest's state version, and records the tap only if that
   version is unchanged (see the store's `record_tap`): a revoked, used or
@@ -94,15 +94,20 @@ class BandDirectory:
         self._opened_wall: float | None = None
         self._last_event = 0.0
         self._caught_up = False
+        self._heard = False
         self._links = 0
         self.misses = 0
 
     # --- the stream's state -----------------------------------------------------
 
-    def stream_opened(self) -> None:
+    def stream_opened(self, resuming: bool = False) -> None:
+        """A stream opened: from the start (boot), or resuming after a drop."""
         self._opened_wall = self._wall()
         self._last_event = self._monotonic()
         self._caught_up = False
+        # From the start, quiet means nothing until an event came: a replay
+        # that has not begun yet is not a replay that is over.
+        self._heard = resuming
 
     def stream_closed(self) -> None:
         self._opened_wall = None
@@ -112,7 +117,11 @@ class BandDirectory:
     def live(self) -> bool:
         if self._opened_wall is None:
             return False
-        if not self._caught_up and self._monotonic() - self._last_event >= QUIET_SECONDS:
+        if (
+            not self._caught_up
+            and self._heard
+            and self._monotonic() - self._last_event >= QUIET_SECONDS
+        ):
             self._caught_up = True
         return self._caught_up
 
@@ -120,6 +129,7 @@ class BandDirectory:
 
     def apply(self, event: ipb.WatchIdentityEventsResponse) -> None:
         self._last_event = self._monotonic()
+        self._heard = True
         if (
             not self._caught_up
             and self._opened_wall is not None

@@ -33,7 +33,7 @@ def band_map_feed(
     stub: identity_pb2_grpc.IdentityServiceAsyncStub, directory: BandDirectory
 ) -> StreamConsumer[Event]:
     async def open_stream(cursor: str) -> AsyncIterator[Event]:
-        directory.stream_opened()
+        directory.stream_opened(resuming=bool(cursor))
         try:
             async for event in stub.WatchIdentityEvents(_request(cursor)):
                 yield event

@@ -70,6 +70,22 @@ async def test_not_trusted_until_the_replay_is_over() -> None:
     assert not d.live
 
 
+async def test_a_replay_that_has_not_begun_is_not_over() -> None:
+    clocks = Clocks()
+    d = directory(clocks, {})
+    d.stream_opened()
+    clocks.mono += 10 * QUIET_SECONDS
+    assert not d.live
+    seed(d)
+    clocks.mono += QUIET_SECONDS
+    assert d.live
+    # Resuming after a drop, the map already holds history: quiet is enough.
+    d.stream_closed()
+    d.stream_opened(resuming=True)
+    clocks.mono += QUIET_SECONDS
+    assert d.live
+
+
 async def test_an_event_written_after_the_stream_opened_ends_the_replay() -> None:
     clocks = Clocks()
     d = directory(clocks, {})

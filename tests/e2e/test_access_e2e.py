@@ -6,6 +6,7 @@ the band; a deactivation is then refused at the line and at the till."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,13 +47,35 @@ async def device(
     return bearer(token.access_token)
 
 
+async def embedded_pg(action: str, data_dir: Path) -> str:
+    """Start or stop the embedded PostgreSQL from a fresh interpreter: pgserver
+    changes user with a plain fork(), and a fork of this process, which runs
+    gRPC servers of other tests, can crash in gRPC's fork handlers."""
+    code = (
+        "import sys; from pathlib import Path; from services.platform import embedded_pg as e; "
+        f"print(e.{action}(Path(sys.argv[1])) or '')"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, str(data_dir), cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, f"embedded PostgreSQL {action} failed"
+    lines = out.decode().strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 async def test_access_on_the_mall_survives_a_restart(tmp_path: Path) -> None:
     services = ["identity", "access"]
+    data_dir = tmp_path / "data"
     suite = Suite(
-        data_dir=tmp_path / "data", services=services, ports=auto_ports(services), venue_file=MALL
+        data_dir=data_dir,
+        services=services,
+        ports=auto_ports(services),
+        venue_file=MALL,
+        database_url=await embedded_pg("ensure_running", data_dir),
     )
-    await suite.start()
     try:
+        await suite.start()
         admin = await suite.admin_token()
         async with (
             grpc.aio.insecure_channel(suite.addresses["identity"]) as ichannel,
@@ -142,3 +165,4 @@ async def test_access_on_the_mall_survives_a_restart(tmp_path: Path) -> None:
             assert (await charge(1)).decline_reason == pb.DECLINE_REASON_BAND_DEACTIVATED
     finally:
         await suite.stop()
+        await embedded_pg("stop", data_dir)

@@ -53,6 +53,17 @@ def _band_uid(value: str) -> str:
     return value
 
 
+def _entitlement_cursor(after: list[Any] | None) -> tuple[datetime, str] | None:
+    """(created_at, entitlement_id) of the last entitlement of the previous page."""
+    if after is None:
+        return None
+    try:
+        created_at, entitlement_id = after
+        return datetime.fromisoformat(created_at), str(uuid.UUID(entitlement_id))
+    except (TypeError, ValueError):
+        raise InvalidArgument("page.page_token", "not a token from this list") from None
+
+
 def _own_party(who: Principal, party_id: str) -> None:
     if who.is_guest and who.party_id != party_id:
         raise PermissionDenied("not allowed to act for another party")
@@ -180,7 +191,7 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
             for i, k in enumerate(request.kinds)
         ]
         size = paging.page_size(request.page.page_size)
-        after = paging.decode("entitlements", request.page.page_token)
+        after = _entitlement_cursor(paging.decode("entitlements", request.page.page_token))
         now = self._now()
         found = await self._store.list_entitlements(
             guest_id=guest_id,
@@ -268,9 +279,11 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
         attraction = validation.ref(request.attraction_id, "attraction_id", required=False)
         size = paging.page_size(request.page.page_size)
         after = paging.decode("access_points", request.page.page_token)
-        start = int(after[0]) + 1 if after else 0
-        if start < 0:
-            raise InvalidArgument("page.page_token", "not a token from this list")
+        start = 0
+        if after is not None:
+            if len(after) != 1 or not isinstance(after[0], int) or after[0] < 0:
+                raise InvalidArgument("page.page_token", "not a token from this list")
+            start = after[0] + 1
         chosen: list[tuple[int, PointInfo]] = []
         points = self._venue.ordered_points
         index = start

@@ -343,7 +343,7 @@ class AccessStore:
         kinds: Sequence[int],
         current_only: bool,
         now: datetime,
-        after: list[Any] | None,
+        after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[EntitlementRecord]:
         args: list[Any] = []
@@ -361,7 +361,7 @@ class AccessStore:
             args.append(now)
             where.append(f"status = 1 AND (valid_until IS NULL OR valid_until > ${len(args)})")
         if after is not None:
-            args += [datetime.fromisoformat(after[0]), after[1]]
+            args += [after[0], after[1]]
             where.append(f"(created_at, entitlement_id) > (${len(args) - 1}, ${len(args)}::uuid)")
         args.append(limit)
         rows = await self._pool.fetch(

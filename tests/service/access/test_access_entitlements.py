@@ -10,6 +10,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
+from services.platform import paging
 from tests.service.access.conftest import DAY, ENTRY, GATE, Access, Member, at, key, ts
 from tests.support.stubs import bearer, expect_error
 from venue.access.v1 import access_pb2 as pb
@@ -367,6 +368,17 @@ async def test_entitlement_rpcs_bad_input(access: Access) -> None:
         INVALID,
         "page.page_size",
     )
+    for token in (paging.encode("entitlements", ["x"]), paging.encode("bands", ["x", "y"])):
+        await expect_error(
+            access.stub.ListEntitlements(
+                pb.ListEntitlementsRequest(
+                    guest_id=ann.guest_id, page=common_pb2.PageRequest(page_token=token)
+                ),
+                metadata=q,
+            ),
+            INVALID,
+            "page.page_token",
+        )
     rt = (await access.stub.CreateEntitlement(rt_request(ann), metadata=q)).entitlement
     await expect_error(
         access.stub.UpdateEntitlement(
@@ -434,13 +446,15 @@ async def test_access_points(access: Access) -> None:
         INVALID,
         "kind",
     )
-    await expect_error(
-        access.stub.ListAccessPoints(
-            pb.ListAccessPointsRequest(page=common_pb2.PageRequest(page_token="x")), metadata=gate
-        ),
-        INVALID,
-        "page.page_token",
-    )
+    for token in ("x", paging.encode("access_points", ["x"])):
+        await expect_error(
+            access.stub.ListAccessPoints(
+                pb.ListAccessPointsRequest(page=common_pb2.PageRequest(page_token=token)),
+                metadata=gate,
+            ),
+            INVALID,
+            "page.page_token",
+        )
 
 
 async def test_setting_access_point_state(access: Access) -> None:

@@ -4,8 +4,10 @@ in the same transaction.
 The two hot paths (Tap, Charge) are one read and one write each: the write is a
 single call of a PL/pgSQL function (migrations/0001_access.sql) that records the
 decision, its effects and its events atomically, and refuses (SQLSTATE VT409,
-`Stale`) when the state the decision read has changed since. Everything else
-runs in ordinary transactions.
+`Stale`) when the state the decision read has changed since. Their events are
+written in the same call, which also NOTIFYs the stream's channel, so every
+replica's event hub wakes at commit. Everything else runs in ordinary
+transactions.
 """
 
 from __future__ import annotations

@@ -442,6 +442,13 @@ async def test_access_points(access: Access) -> None:
         grpc.StatusCode.NOT_FOUND,
     )
     await expect_error(
+        access.stub.GetAccessPoint(
+            pb.GetAccessPointRequest(access_point_id="no spaces"), metadata=gate
+        ),
+        INVALID,
+        "access_point_id",
+    )
+    await expect_error(
         access.stub.ListAccessPoints(pb.ListAccessPointsRequest(kind=42), metadata=gate),  # type: ignore[arg-type]
         INVALID,
         "kind",

@@ -115,6 +115,15 @@ async def test_deactivated_band_is_refused_within_a_second(access: Access) -> No
     assert charge.decline_reason == pb.DECLINE_REASON_BAND_DEACTIVATED
 
 
+async def test_taps_resolve_bands_from_memory_not_identity(access: Access) -> None:
+    ann = await access.member()
+    await access.wait_in_map(ann.band_uid)
+    misses = access.parts.directory.misses
+    for minute in range(5):
+        assert (await access.tap(RT_BOARDING, ann.band_uid, at(10, minute))).decision == ALLOW
+    assert access.parts.directory.misses == misses
+
+
 async def test_band_linked_a_moment_ago_is_resolved_by_identity(access: Access) -> None:
     ann = await access.member()
     # No wait for the stream: an unknown UID in the map asks identity.

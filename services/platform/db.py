@@ -21,13 +21,11 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 
 async def _release(conn: asyncpg.Connection) -> None:
-    """What a connection needs on its way back to the pool: only an unfinished
-    transaction rolled back. asyncpg's default reset (RESET ALL, UNLISTEN,
-    advisory unlock) costs a round trip on every release, and services keep no
-    other session state on pooled connections (listeners and advisory locks
-    use connections of their own)."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+    """Nothing more on a connection's way back to the pool. asyncpg still rolls
+    back an unfinished transaction and drops listener callbacks itself; its
+    default reset query (RESET ALL, UNLISTEN *, advisory unlock) would cost a
+    round trip on every release, and services keep no session state on pooled
+    connections (listeners and advisory locks use connections of their own)."""
 
 
 async def create_pool(url: str, schema: str, service: str, max_size: int = 8) -> asyncpg.Pool:

@@ -5,6 +5,7 @@ pull a party forward by a few places to fill empty seats)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -125,3 +126,57 @@ def test_return_guests_take_their_share_and_standby_the_rest() -> None:
     loaded = line.dispatch(10.0)
     assert sum(r.via_return for r in loaded) == 4
     assert sum(not r.via_return for r in loaded) == 6
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.floats(5.0, 120.0),
+    parties_st,
+    st.lists(st.tuples(st.floats(0, 600), st.floats(1, 300)), max_size=4),
+)
+def test_a_ride_never_loads_faster_than_its_cycle_allows(
+    capacity: int,
+    interval_s: float,
+    parties: list[tuple[int, float, bool]],
+    outages: list[tuple[float, float]],
+) -> None:
+    """Throughput never above capacity: vehicles leave at least one cycle apart, so
+    no window of an hour boards more than the ride's hourly capacity (plus the one
+    vehicle a window can catch at its edge), breakdowns or not."""
+    line = Line("ride", capacity, interval_s=interval_s, ride_s=60.0, return_share=0.3)
+    t = 0.0
+    for i, (size, gap, via_return) in enumerate(parties):
+        t += gap
+        line.join(Rider(Group(i), tuple(range(size)), t, t, via_return))
+    down: list[tuple[float, float]] = []
+    at = 0.0
+    for gap, length in outages:
+        at += gap
+        down.append((at, at + length))
+        at += length
+    dispatches: list[tuple[float, int]] = []
+    now = 0.0
+    while line.waiting():
+        outage = next(((a, b) for a, b in down if a <= now < b), None)
+        line.status = Status.DOWN if outage else Status.OPEN
+        due = line.due(now)
+        if outage:
+            assert due is None
+            now = outage[1]
+            continue
+        assert due is not None
+        upcoming = next((a for a, _ in down if now < a <= due), None)
+        if upcoming is not None:
+            now = upcoming  # the ride breaks down before the vehicle leaves
+            continue
+        loaded = line.dispatch(due)
+        dispatches.append((due, sum(r.count for r in loaded)))
+        now = due
+        assert len(dispatches) < 10_000
+    times = [d for d, _ in dispatches]
+    assert all(b - a >= interval_s - 1e-6 for a, b in pairwise(times))
+    hourly = capacity * 3600.0 / interval_s
+    for start, _ in dispatches:
+        in_hour = sum(n for d, n in dispatches if start <= d < start + 3600.0)
+        assert in_hour <= hourly + capacity

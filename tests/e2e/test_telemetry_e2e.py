@@ -132,7 +132,7 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
         await receiver.wait_for(lambda: tap_span() is not None)
         await receiver.wait_for(lambda: wanted <= metric_names())
         for follower in FOLLOWERS:
-            await receiver.wait_for(lambda f=follower: linked(f))  # type: ignore[misc]
+            await receiver.wait_for(lambda f=follower: linked(f))
         # The denial's span may leave in a later batch than the allowed tap's.
         await receiver.wait_for(
             lambda: any(s.attrs.get(semconv.DECISION) == "deny" for s in receiver.spans)

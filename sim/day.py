@@ -278,7 +278,7 @@ class Day:
             return world.done or self.stop_requested
 
         self.phase = "registering guests"
-        self.tasks.spawn(desk.run_day(self.parties, self.time))
+        desk_work = self.tasks.spawn(desk.run_day(self.parties))
         if readers is not None:
             readers.start()
         self.tasks.spawn(apps.run_tipboard(over))
@@ -299,6 +299,8 @@ class Day:
         self.phase = "devices finishing"
         if on_progress:
             on_progress(self.progress())
+        # Parties the desk has not reached by now will not come today.
+        desk_work.cancel()
         apps.close()
         await self.tasks.drain(timeout=60.0)
         if readers is not None:

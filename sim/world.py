@@ -149,7 +149,9 @@ class World:
         self._gate_turn = 0
         self.expected_parties = sum(1 for a in self.agents if a.party.arrive_s < self.end_s)
         self.gone_parties = 0
+        # Parties the ticket desk kept waiting past their arrival, and for how long.
         self.late_arrivals = 0
+        self.desk_delay_s = 0.0
         self.no_shows = 0
 
     # --- the day's schedule -----------------------------------------------------
@@ -188,16 +190,22 @@ class World:
     def arrive(self, agent: Agent) -> None:
         party = agent.party
         if not party.registered:
-            # Still at the ticket desk: they come through a little later, or, if
-            # the desk never managed, go home (counted in the report).
-            if self.engine.now - party.arrive_s < 3600:
-                self.late_arrivals += 1
-                self.engine.at(self.engine.now + 60.0, self.arrive, agent)
-            else:
+            # Still at the ticket desk: they come through when the desk is done with
+            # them; if the desk failed them, or it is closing time, they go home.
+            # Both are in the report.
+            if party.extra.get("desk_failed") or self.engine.now >= self.close_s:
                 self.no_shows += 1
                 agent.state = State.GONE
                 self.gone_parties += 1
+            else:
+                if "desk_wait_from" not in party.extra:
+                    party.extra["desk_wait_from"] = self.engine.now
+                    self.late_arrivals += 1
+                self.engine.at(self.engine.now + 30.0, self.arrive, agent)
             return
+        waited_from = party.extra.get("desk_wait_from")
+        if isinstance(waited_from, float):
+            self.desk_delay_s += self.engine.now - waited_from
         agent.present = True
         self.present[party.index] = agent
         self.truth.arrived_parties += 1

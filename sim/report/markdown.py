@@ -120,7 +120,13 @@ def headline(f: Figures) -> list[tuple[str, str]]:
         (
             "guests",
             f"{a['entered']:,} entered, {a['left']:,} left, {a['still_inside']:,} still "
-            f"inside (peak {a['peak_inside']:,} at {a['peak_at']})",
+            f"inside (peak {a['peak_inside']:,} at {a['peak_at']})"
+            + (
+                f"; {a['late_at_desk']:,} parties late from the desk, "
+                f"{a['never_registered']:,} never registered"
+                if a["late_at_desk"] or a["never_registered"]
+                else ""
+            ),
         ),
         (
             "rides",
@@ -194,7 +200,8 @@ def _attendance(f: Figures, images: Images) -> list[str]:
         "",
         f"{a['arrived']:,} guests arrived, {a['entered']:,} entered, {a['left']:,} left and "
         f"{a['still_inside']:,} are still inside: {conserved} Peak {a['peak_inside']:,} inside "
-        f"at {a['peak_at']}. Parties kept waiting at the ticket desk: {a['late_at_desk']:,}; "
+        f"at {a['peak_at']}. Parties the ticket desk kept waiting past their arrival: "
+        f"{a['late_at_desk']:,} (on average {a['desk_delay_min_mean']} min); "
         f"never registered: {a['never_registered']:,}.",
         _img(images, "attendance", "attendance"),
     ]

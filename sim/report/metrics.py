@@ -74,6 +74,9 @@ def attendance(r: DayResult) -> dict[str, Any]:
         "peak_inside": peak,
         "peak_at": r.frame.label(peak_at),
         "late_at_desk": r.world.late_arrivals,
+        "desk_delay_min_mean": _minutes(r.world.desk_delay_s / r.world.late_arrivals)
+        if r.world.late_arrivals
+        else 0.0,
         "never_registered": r.world.no_shows,
     }
 

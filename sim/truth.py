@@ -6,6 +6,7 @@ because a full day has tens of thousands of rides and millions of reads.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -72,6 +73,26 @@ class Truth:
     left_guests: int = 0
     # Guests of each party who did each of their wishes (for must-do completion).
     wishes_done: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    # Where each party was: (times, zones) of every change of zone, as seen at the
+    # moments its bands are read (about once a minute).
+    trails: dict[int, tuple[list[float], list[str]]] = field(default_factory=dict)
+
+    def was_in(self, party: int, zone: str, t: float) -> None:
+        trail = self.trails.get(party)
+        if trail is None:
+            self.trails[party] = ([t], [zone])
+        elif trail[1][-1] != zone:
+            trail[0].append(t)
+            trail[1].append(zone)
+
+    def zone_at(self, party: int, t: float) -> str:
+        """The zone the party was in at `t`, as of its last read before; "" if none."""
+        trail = self.trails.get(party)
+        if trail is None:
+            return ""
+        i = bisect_right(trail[0], t) - 1
+        return trail[1][i] if i >= 0 else ""
 
     def ride_done(self, record: RideRecord) -> None:
         self.rides.append(record)

@@ -940,10 +940,14 @@ class World:
         span = self.config.ping_period_s / PING_TICKS
         heard_at = self.geo.heard
         hear = self.devices.hear
+        zone_of = self.geo.zone_of
+        was_in = self.truth.was_in
         for index in self.ping_buckets[tick % PING_TICKS]:
             agent = self.by_party[index]
             at = t + (index * 7919 % 1000) / 1000.0 * span
-            heard = heard_at.get(self.position(agent, at), ())
+            node = self.position(agent, at)
+            was_in(index, zone_of[node], at)
+            heard = heard_at.get(node, ())
             if heard:
                 hear(agent.party, heard, at)
         if not self.done or tick < PING_TICKS:

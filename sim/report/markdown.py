@@ -228,7 +228,9 @@ def _occupancy(f: Figures, images: Images) -> list[str]:
     out.append(
         f"'Where is my family' was asked {loc['asked']:,} times: placed {loc['placed_pct']}%, "
         f"right zone {loc['correct_zone_pct']}% ({loc['correct_when_placed_pct']}% of those "
-        "placed)."
+        f"placed). Against where the guest was at the read that placed them (a median "
+        f"{_v(loc['read_age_s_p50'])} venue seconds before the question): right zone "
+        f"{_v(loc['correct_at_read_pct'])}%."
     )
     pings = {k: v for k, v in loc.get("pings", {}).items() if not isinstance(v, dict)}
     out += ["", _pairs(pings, "reads", "value")]

@@ -215,13 +215,27 @@ def location(r: DayResult) -> dict[str, Any]:
     rows = r.observer.seen.locations if r.observer else []
     if not rows:
         return {"status": "no party locations asked"}
-    correct = sum(1 for _, _, twin, true in rows if twin == true)
-    placed = sum(1 for _, _, twin, _ in rows if twin)
+    correct = sum(1 for _, _, twin, true, _, _ in rows if twin == true)
+    placed = sum(1 for _, _, twin, _, _, _ in rows if twin)
+    # The twin's answer against where the guest was when the read that placed them
+    # was taken: placement right or wrong, apart from how old the read is.
+    truth = r.world.truth
+    at_read = [
+        (twin, truth.zone_at(party, read_s), t - read_s)
+        for t, _, twin, _, party, read_s in rows
+        if twin and read_s is not None
+    ]
     return {
         "asked": len(rows),
         "placed_pct": _pct(placed, len(rows)),
         "correct_zone_pct": _pct(correct, len(rows)),
         "correct_when_placed_pct": _pct(correct, placed),
+        "correct_at_read_pct": _pct(
+            sum(1 for twin, was, _ in at_read if twin == was), len(at_read)
+        ),
+        "read_age_s_p50": round(float(np.percentile([a for *_, a in at_read], 50)), 1)
+        if at_read
+        else None,
         "pings": ping_figures(r),
     }
 

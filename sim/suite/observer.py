@@ -36,8 +36,9 @@ class Observations:
     occupancy: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     # (asked at, slot start, attraction, forecast wait s).
     forecasts: list[tuple[float, float, str, float]] = field(default_factory=list)
-    # (venue time, guest index, twin zone or "" when not placed, true zone).
-    locations: list[tuple[float, int, str, str]] = field(default_factory=list)
+    # (venue time, guest index, twin zone or "" when not placed, true zone, party
+    # index, venue time of the read that placed the guest or None).
+    locations: list[tuple[float, int, str, str, int, float | None]] = field(default_factory=list)
     # photo id -> (capture id, guest indices linked by the twin).
     photos: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     photo_stats: ppb.PhotoStats | None = None
@@ -142,8 +143,14 @@ class Observer:
             index = guest_index.get(loc.guest_id)
             if index is None or loc.status == lpb.LOCATION_STATUS_TRACKING_OFF:
                 continue
-            twin = loc.place.zone_id if loc.status == lpb.LOCATION_STATUS_KNOWN else ""
-            self.seen.locations.append((t, index, twin, true_zone))
+            known = loc.status == lpb.LOCATION_STATUS_KNOWN
+            twin = loc.place.zone_id if known else ""
+            read_s = (
+                loc.observed_at.ToNanoseconds() / 1e9 - self.frame.midnight
+                if known and loc.HasField("observed_at")
+                else None
+            )
+            self.seen.locations.append((t, index, twin, true_zone, party.index, read_s))
 
     async def _forecast(self) -> None:
         t = self.time.now()

@@ -5,6 +5,7 @@ the same day, and both venues play with no change of code."""
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,16 @@ def test_the_mall_plays_with_no_gates() -> None:
     assert "entry" not in world.truth.taps
     assert world.truth.rides  # the food counters and metered stores have lines
     assert world.truth.purchases
+
+
+def test_the_truth_knows_where_each_party_was(day: World) -> None:
+    trails = day.truth.trails
+    assert len(trails) == len(day.agents)
+    zones = {z.id for z in day.venue.zones}
+    for party, (times, where) in trails.items():
+        assert times == sorted(times)
+        assert all(a != b for a, b in pairwise(where))  # only changes are kept
+        assert set(where) <= zones
+        assert day.truth.zone_at(party, times[0] - 1.0) == ""
+        for t, zone in zip(times, where, strict=True):
+            assert day.truth.zone_at(party, t) == zone

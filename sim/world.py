@@ -854,10 +854,22 @@ class World:
         amount = sum(i.quantity * i.unit_minor for i in basket)
         pin = party.pin if amount > self.venue.rules.pin_threshold_minor else None
         till = tills[int(self.rng.integers(len(tills)))]
-        self.engine.at(
-            t, self.devices.charge, party, party.payer, poi.id, till.id, basket, t, pin, category
-        )
-        self.truth.purchases.append((t, party.index, poi.id, amount, category))
+        self.engine.at(t, self._pay, party, poi.id, till.id, basket, pin, category, amount)
+
+    def _pay(
+        self,
+        party: Party,
+        merchant: str,
+        till: str,
+        basket: tuple[Item, ...],
+        pin: str | None,
+        category: str,
+        amount: int,
+    ) -> None:
+        """The party pays at the till (a purchase counts once it is paid for)."""
+        t = self.engine.now
+        self.devices.charge(party, party.payer, merchant, till, basket, t, pin, category)
+        self.truth.purchases.append((t, party.index, merchant, amount, category))
 
     def _busy(self, agent: Agent, node: str, seconds: float, what: str) -> None:
         agent.state = State.BUSY

@@ -300,6 +300,7 @@ def payments(r: DayResult) -> dict[str, Any]:
     out["approved"] = o.get("charge.approved", 0)
     out["declined"] = {k[16:]: v for k, v in o.items() if k.startswith("charge.declined.")}
     out["failed"] = o.get("charge.failed", 0)
+    out["all_decided"] = out["approved"] + sum(out["declined"].values()) == len(t.purchases)
     out["latency"] = latency(r, "access.Charge")
     return out
 

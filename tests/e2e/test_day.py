@@ -66,12 +66,36 @@ def test_a_short_day_against_the_suite(tmp_path: Path) -> None:
     assert f["calls"]["world_errors"] == []
     assert f["desk"]["devices_registered"] > 500
 
-    taps = f["taps"]
-    if "access" in f["services"]:
+    running = set(f["services"])
+    taps, pay = f["taps"], f["payments"]
+    if "access" in running:
         assert taps["all_decided"], taps
         assert taps["allowed"] + sum(taps["denied"].values()) == taps["total_made"]
+        assert taps["latency"]["p50_ms"] <= taps["latency"]["p99_ms"]
+        assert pay["all_decided"] and pay["failed"] == 0, pay
     else:
         assert taps["decided"] == "not measured yet: access not running"
-    for part, service in (("posted_waits", "queue"), ("nudges", "itinerary")):
-        if service not in f["services"]:
+    for part, service in (
+        ("posted_waits", "queue"),
+        ("nudges", "itinerary"),
+        ("location", "location"),
+    ):
+        if service not in running:
             assert f[part]["status"] == f"not measured yet: {service} not running"
+    if "queue" in running:
+        # Every standby join saw a posted wait once the tip board had one, and the
+        # error figures are the twin's against the world's waits.
+        w = f["posted_waits"]
+        assert 0 < w["joins_with_posted_wait"] <= w["standby_joins"]
+        assert w["mae_min"] >= abs(w["bias_min"])
+        assert 0 <= w["within_5_pct"] <= w["within_10_pct"] <= 100
+    if "photo" in running:
+        p = f["photos"]
+        assert p["links_correct"] + p["links_wrong"] > 0
+        assert sum(p["acks"].values()) == p["ride_captures"] + p["photographer_captures"]
+    if "itinerary" in running:
+        n = f["nudges"]
+        assert n["followed"] <= n["accepted"] <= n["received"]
+    if "location" in running:
+        loc = f["location"]
+        assert loc["pings"]["rows_accepted"] == loc["pings"]["rows_sent"] > 0

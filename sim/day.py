@@ -236,6 +236,7 @@ class Day:
         )
         world = World(self.venue, self.frame, config, self.parties, devices, apps, self.run_tag)
         devices.attach(world)
+        devices.clock_now = self.time.now
         apps.attach(world)
         self.world = world
         desk = Desk(

@@ -1,7 +1,7 @@
 """`venue run`: start the suite on a shared venue clock, play a day, write the report.
 
-The clock reaches its start half a minute of wall time after the suite is asked to
-start, and opening a while after that (the installer and the ticket desk work
+The clock reaches its start some wall seconds after the suite is asked to start (more
+for more services), and opening a while after that (the installer and the ticket desk work
 before the gates open); it runs at `--speed` for every process of the suite and
 for the world. Each run plays the next venue day of its data directory, so a twin
 that keeps its history sees one day after another, as in a real venue.
@@ -27,17 +27,20 @@ from sim.frame import DayFrame
 from sim.progress import View
 from sim.report import write_report
 
-# Wall seconds the suite gets to start before the venue clock reaches its start: the
-# clock is fixed when the processes start, so the world's head start must not
-# depend on how long they take (a loaded machine can take half a minute).
-STARTUP_ALLOWANCE_S = 30.0
+
+def startup_allowance_s(services: int) -> float:
+    """Wall seconds the suite gets to start before the venue clock reaches its start.
+    The clock is fixed when the processes start, so the world's head start must not
+    depend on how long they take: every service loads the venue and replays the
+    streams it follows, and on a loaded machine seven of them take most of a minute."""
+    return 10.0 + 4.0 * services
 
 
 def head_start_s(guests: int, speed: float, open_s: float) -> float:
     """Venue seconds between the clock's start and opening: the installer and the
     ticket desk work before the gates open, longer for a bigger day. At least half
     an hour of venue time, and never before midnight."""
-    wall = 15.0 + 45.0 * min(1.0, guests / 10_000)
+    wall = 30.0 + 30.0 * min(1.0, guests / 10_000)
     return min(open_s, max(1800.0, wall * speed))
 
 
@@ -76,12 +79,12 @@ async def run_day(args: argparse.Namespace) -> int:
     day = next_day(data_dir, venue)
     frame = DayFrame.of(day, venue.timezone)
     open_s = frame.at_clock(venue.hours.opens)
+    services = args.services or implemented_services()
     clock = VenueClock(
         start=frame.instant(open_s - head_start_s(config.guests, config.speed, open_s)),
-        anchor=time.time() + STARTUP_ALLOWANCE_S,
+        anchor=time.time() + startup_allowance_s(len(services)),
         speed=config.speed,
     )
-    services = args.services or implemented_services()
     suite = Suite(
         data_dir=data_dir,
         services=services,

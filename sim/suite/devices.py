@@ -73,6 +73,8 @@ class SuiteDevices:
         self.tasks = tasks
         self.run = run_tag
         self.image_of: Callable[[str], tuple[str, str]] = _no_images
+        # The shared venue clock (day seconds); the world's own time may lag it.
+        self.clock_now: Callable[[], float] = lambda: float("-inf")
         self.errors: list[BaseException] = []
         self.lanes: dict[object, Lane] = {}
         self._seq = itertools.count(1)
@@ -305,7 +307,9 @@ class SuiteDevices:
             else qpb.STATUS_REASON_UNSPECIFIED,
             note="ride stopped by its operator" if status == "down" else "",
         )
-        if expected_back_s is not None:
+        # Ops post a time to reopen only while it is still ahead on the venue clock
+        # (a world running behind the clock must not post one already gone).
+        if expected_back_s is not None and expected_back_s > self.clock_now() + 60.0:
             request.expected_reopen_at.CopyFrom(timestamp(self.frame, expected_back_s))
 
         async def job() -> None:

@@ -28,12 +28,17 @@ from sim.progress import View
 from sim.report import write_report
 
 
-def startup_allowance_s(services: int) -> float:
+def startup_allowance_s(services: int, load: float | None = None) -> float:
     """Wall seconds the suite gets to start before the venue clock reaches its start.
+
     The clock is fixed when the processes start, so the world's head start must not
     depend on how long they take: every service loads the venue and replays the
-    streams it follows, and on a loaded machine seven of them take most of a minute."""
-    return 10.0 + 4.0 * services
+    streams it follows. A quiet machine starts seven in well under the base
+    allowance; a busy one (load above its cores) takes that many times longer, up
+    to four."""
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] / cores if load is None else load / cores
+    return (10.0 + 4.0 * services) * min(4.0, max(1.0, busy))
 
 
 def head_start_s(guests: int, speed: float, open_s: float) -> float:
@@ -80,9 +85,10 @@ async def run_day(args: argparse.Namespace) -> int:
     frame = DayFrame.of(day, venue.timezone)
     open_s = frame.at_clock(venue.hours.opens)
     services = args.services or implemented_services()
+    allowance = startup_allowance_s(len(services))
     clock = VenueClock(
         start=frame.instant(open_s - head_start_s(config.guests, config.speed, open_s)),
-        anchor=time.time() + startup_allowance_s(len(services)),
+        anchor=time.time() + allowance,
         speed=config.speed,
     )
     suite = Suite(
@@ -95,7 +101,8 @@ async def run_day(args: argparse.Namespace) -> int:
     )
     view.say(
         f"{venue.name}, {day.isoformat()}: starting {len(services)} services "
-        f"({', '.join(services)}) at {config.speed:g}x; logs in {suite.log_dir}"
+        f"({', '.join(services)}) at {config.speed:g}x, the clock starting in "
+        f"{allowance:.0f} s; logs in {suite.log_dir}"
     )
     began = time.monotonic()
     await suite.start()

@@ -42,6 +42,8 @@ from sim.world import World
 
 # Events handled between two looks at the event loop.
 BUDGET = 2000
+# Wall seconds the devices and apps get to finish sending after the day.
+DRAIN_S = 180.0
 
 
 @dataclass
@@ -303,7 +305,9 @@ class Day:
         # Parties the desk has not reached by now will not come today.
         desk_work.cancel()
         apps.close()
-        await self.tasks.drain(timeout=60.0)
+        # Devices send what they still hold (a busy suite may be minutes behind); what
+        # is left after this shows in the report as taps not decided.
+        await self.tasks.drain(timeout=DRAIN_S)
         if readers is not None:
             await readers.close()
         self.phase = "collecting the twin's figures"

@@ -106,7 +106,12 @@ def _nudges_line(n: Figures) -> tuple[str, str]:
     return (
         "nudges",
         f"{n['received']:,} received, {n['accepted']:,} accepted, "
-        f"{n['dismissed']:,} dismissed, {n['followed']:,} followed",
+        f"{n['dismissed']:,} dismissed, {n['followed']:,} followed"
+        + (
+            f" ({n['no_longer_applied']:,} no longer applied when acknowledged)"
+            if n.get("no_longer_applied")
+            else ""
+        ),
     )
 
 

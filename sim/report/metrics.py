@@ -376,6 +376,10 @@ def nudges(r: DayResult) -> dict[str, Any]:
         "received": len(seen),
         "accepted": sum(1 for n in seen if n.ack.endswith("ACCEPTED")),
         "dismissed": sum(1 for n in seen if n.ack.endswith("DISMISSED")),
+        # Acknowledged too late: the itinerary said the nudge no longer applied.
+        "no_longer_applied": r.calls.outcomes.get(
+            "itinerary.AcknowledgeNudge.FAILED_PRECONDITION", 0
+        ),
         "followed": followed,
         "by_kind": {k: dict(v) for k, v in by_kind.items()},
         "plans": r.apps.stats.plans,

@@ -285,14 +285,18 @@ class SuiteApps:
         self.stats.nudges.append(
             NudgeSeen(nudge.nudge_id, party.index, kind, destination, t, ipb.NudgeAckKind.Name(ack))
         )
-        await self.call(
+        acked = await self.call(
             "itinerary.AcknowledgeNudge",
             self.stubs.itinerary.AcknowledgeNudge,
             ipb.AcknowledgeNudgeRequest(
                 nudge_id=nudge.nudge_id, ack=ack, acknowledged_at=timestamp(self.frame, t)
             ),
             party.app_token,
+            # The app shows "this suggestion no longer applies" and the guest moves on.
+            answers=frozenset({grpc.StatusCode.FAILED_PRECONDITION}),
         )
+        if acked is None:
+            return
         if follow and destination is not None:
             self._inject(self.world.on_nudge, party, destination, True)
         if nudge.kind == ipb.NUDGE_KIND_BOARDING_GROUP_CALLED:

@@ -59,11 +59,14 @@ class Caller:
         *,
         deadline_s: float | None = None,
         retry: bool = True,
+        answers: frozenset[grpc.StatusCode] = frozenset(),
     ) -> R | None:
         """`method(request)` with retries; None when it failed for good (counted).
 
         `retry` must only be True for requests that are safe to repeat: reads, and
-        writes carrying an idempotency key."""
+        writes carrying an idempotency key. `answers` are codes that are the
+        service's answer rather than a failure (a nudge that no longer applies):
+        counted among the outcomes, answered with None."""
         metadata = bearer(token) if token else None
         stats = self.stats.method(name)
         delay = 0.2
@@ -77,6 +80,10 @@ class Caller:
                     )
                 except grpc.aio.AioRpcError as err:
                     code = err.code()
+                    if code in answers:
+                        self.stats.outcomes[f"{name}.{code.name}"] += 1
+                        stats.latencies_ms.append((time.perf_counter() - began) * 1000.0)
+                        return None
                     if retry and code in RETRYABLE and attempt < self.attempts:
                         stats.retries += 1
                     else:

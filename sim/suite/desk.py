@@ -251,7 +251,9 @@ class Desk:
             self.stubs.identity.CreateAppLink,
             ipb.CreateAppLinkRequest(guest_id=party.payer.guest_id),
             self.token,
-            retry=False,
+            # Safe to repeat: each call makes a fresh one-time code and only the
+            # one that comes back is used (the others expire unused).
+            retry=True,
         )
         if link is None:
             return False

@@ -30,8 +30,8 @@ class PhotoConfig:
     package_price_minor: int = 3999
     # The merchant access books in-app photo sales under.
     merchant_id: str = "photo"
-    # How far a camera's or scanner's clock may be off.
-    max_skew_seconds: float = 5.0
+    # How far a camera's clock may be off from its boarding scanner's.
+    max_skew_seconds: float = 6.0
     # A capture may be this far ahead of venue now (clock skew and transit).
     future_seconds: float = 120.0
     # Wait after a capture's window for boarding taps still in flight.

@@ -75,8 +75,9 @@ class RideCamera:
 class LinkRules:
     # W: the taps of one vehicle lie within this many seconds (venue rule).
     dispatch_window: float
-    # K: how far a camera's or a scanner's clock may be off, in seconds.
-    max_skew: float = 5.0
+    # K: how far a camera's clock may be off from its boarding scanner's (both
+    # skews together), in seconds.
+    max_skew: float = 6.0
     # Seconds either side of the window that must hold no tap for a link.
     guard: float = 2.0
     # Added to each edge of a learned window.
@@ -90,8 +91,9 @@ class LinkRules:
     max_samples: int = 300
     # Re-decide held captures after this many new samples.
     relearn_every: int = 25
-    # Captures needed before an alignment is tried.
+    # Captures needed before an alignment is tried, and the most it looks at.
     bootstrap_captures: int = 12
+    align_captures: int = 120
     # While a camera is not calibrated and its prior window could hold two
     # vehicles, its captures wait this long for calibration, then are held.
     calibration_wait: float = 3600.0
@@ -131,6 +133,9 @@ class Decision:
 def _quantile(ordered: Sequence[float], q: float) -> float:
     index = min(len(ordered) - 1, max(0, math.floor(q * (len(ordered) - 1) + 0.5)))
     return ordered[index]
+
+
+REFRESH_EVERY = 10
 
 
 class Timeline:
@@ -185,6 +190,7 @@ class CameraModel:
         self.rules = rules
         self._samples: deque[tuple[float, float]] = deque(maxlen=rules.max_samples)
         self.added_since_relearn = 0
+        self._unrefreshed = 0
         skew, jitter, window = rules.max_skew, camera.jitter, rules.dispatch_window
         self.prior = (camera.delay - skew - jitter, camera.delay + skew + jitter + window)
         self._window = self.prior
@@ -204,7 +210,10 @@ class CameraModel:
     def add(self, first_offset: float, last_offset: float) -> None:
         self._samples.append((first_offset, last_offset))
         self.added_since_relearn += 1
-        self._refresh()
+        self._unrefreshed += 1
+        # The window moves slowly: recomputing it every few samples is enough.
+        if self._unrefreshed >= REFRESH_EVERY or len(self._samples) == self.rules.min_samples:
+            self._refresh()
 
     def seed(self, samples: Iterable[tuple[float, float]]) -> None:
         for first_offset, last_offset in samples:
@@ -227,6 +236,7 @@ class CameraModel:
         return width <= self.camera.dispatch_interval - self.rules.dispatch_window
 
     def _refresh(self) -> None:
+        self._unrefreshed = 0
         if not self.learned:
             self._window = self.prior
             return
@@ -286,22 +296,24 @@ def align(
     rules: LinkRules,
 ) -> list[tuple[float, float]]:
     """Samples (capture - first tap, capture - last tap) from a run of captures,
-    aligned to the taps by the shift of the prior delay that covers the most taps.
+    by matching the sequence of captures to the sequence of vehicles.
 
-    The shift is searched only within the clock-skew bound, which is less than
-    half a dispatch interval on every ride a camera may serve: the alignment can
-    be a little off, never one vehicle off. Only windows holding one isolated
-    vehicle give samples.
+    Each candidate offset of the delay (within the clock-skew bound: the truth
+    is always in range) is scored by how many boarding taps the captures'
+    windows then cover, and how many windows hold some. The best offsets form
+    one run; a second run nearly as good, apart from it, is the same sequence
+    one vehicle off (a ride that dispatches like clockwork, in a range wider than
+    a dispatch), and then the data cannot tell: nothing is learned. Only windows
+    holding one isolated vehicle give samples.
     """
     if not captures:
         return []
     window, jitter = rules.dispatch_window, camera.jitter
     reach = rules.max_skew + jitter
     steps = round(2 * reach / rules.align_step)
-    scores: list[tuple[int, int, float]] = []
+    scores: list[tuple[int, int]] = []
     for i in range(steps + 1):
-        shift = -reach + i * rules.align_step
-        delay = camera.delay + shift
+        delay = camera.delay - reach + i * rules.align_step
         covered: set[str] = set()
         nonempty = 0
         for c in captures:
@@ -309,29 +321,58 @@ def align(
             if found:
                 nonempty += 1
                 covered.update(t.tap_id for t in found)
-        scores.append((len(covered), nonempty, shift))
-    best = max(s[:2] for s in scores)
-    plateau = [s[2] for s in scores if s[:2] == best]
+        scores.append((len(covered), nonempty))
+    best = max(scores)
     if best[0] == 0:
         return []
-    shift = plateau[len(plateau) // 2]
-    delay = camera.delay + shift
-    isolation = max(2 * rules.guard, jitter + rules.guard)
+    # Runs of offsets scoring within 5% of the best: exactly one may stand.
+    good = [s[0] >= 0.95 * best[0] and s[1] >= 0.95 * best[1] for s in scores]
+    runs = [i for i in range(len(good)) if good[i] and (i == 0 or not good[i - 1])]
+    if len(runs) != 1:
+        return []
+    top = [i for i, s in enumerate(scores) if s == best]
+    centre = top[len(top) // 2]
+    # Where the range spans a dispatch (allowing for dispatches a fifth faster
+    # than the nameplate), the same sequence one vehicle off is in range too:
+    # it must fall clearly short.
+    if 2 * reach >= 0.8 * camera.dispatch_interval:
+        near = 0.8 * camera.dispatch_interval / rules.align_step
+        far = 1.2 * camera.dispatch_interval / rules.align_step
+        rivals = [s[0] for i, s in enumerate(scores) if near <= abs(i - centre) <= far]
+        if rivals and max(rivals) > 0.85 * best[0]:
+            return []
+    delay = camera.delay - reach + centre * rules.align_step
+    isolation = 2 * rules.guard
     samples: list[tuple[float, float]] = []
     for c in captures:
         inside = timeline.between(c - delay - window - jitter, c - delay + jitter)
         if not inside:
             continue
-        first, last = inside[0].at, inside[-1].at
-        if last - first > window:
+        group = _group_of(inside[-1], timeline, window, isolation)
+        if group is None or len({t.guest_id for t in group}) > camera.capacity:
             continue
-        if len({t.guest_id for t in inside}) > camera.capacity:
-            continue
-        # Isolated: no other tap close before the first or after the last.
-        if timeline.count(first - isolation, last + isolation) != len(inside):
-            continue
-        samples.append((c - first, c - last))
+        if group[0].at < inside[0].at:
+            continue  # the vehicle reaches out of the window: not a clean sample
+        samples.append((c - group[0].at, c - group[-1].at))
     return samples
+
+
+def _group_of(anchor: Tap, timeline: Timeline, window: float, isolation: float) -> list[Tap] | None:
+    """The taps around `anchor` with no gap wider than `isolation`, if they span
+    at most one dispatch window and stand apart from every other tap."""
+    near = timeline.between(anchor.at - window - isolation, anchor.at + window + isolation)
+    index = next(i for i, t in enumerate(near) if t.tap_id == anchor.tap_id)
+    first = last = index
+    while first > 0 and near[first].at - near[first - 1].at <= isolation:
+        first -= 1
+    while last < len(near) - 1 and near[last + 1].at - near[last].at <= isolation:
+        last += 1
+    group = near[first : last + 1]
+    if group[-1].at - group[0].at > window:
+        return None
+    if timeline.count(group[0].at - isolation, group[-1].at + isolation) != len(group):
+        return None
+    return group
 
 
 @dataclass(slots=True)
@@ -362,6 +403,8 @@ class _CameraState:
     # the last alignment.
     recent_held: deque[bool] = field(default_factory=lambda: deque(maxlen=20))
     since_alignment: int = 0
+    # Closed captures when an alignment was last tried.
+    tried_with: int = 0
 
     def insert(self, state: CaptureState) -> None:
         index = bisect.bisect_right(self.times, state.at)
@@ -567,7 +610,7 @@ class LinkEngine:
         cam.since_alignment = 0
         cam.recent_held.clear()
         closed = [s.at for s in cam.captures if not s.pending]
-        recent = closed[-max(self.rules.bootstrap_captures * 4, 48) :]
+        recent = closed[-self.rules.align_captures :]
         timeline = self._timelines[cam.camera.boarding_access_point]
         samples = align(recent, timeline, cam.camera, self.rules)
         if len(samples) < self.rules.min_samples:
@@ -577,9 +620,14 @@ class LinkEngine:
 
     def _bootstrap(self, cam: _CameraState, due: list[CaptureState]) -> bool:
         closed = sorted({s.at for s in cam.captures if not s.pending} | {s.at for s in due})
-        if len(closed) < self.rules.bootstrap_captures:
+        # A failed alignment is retried only once more captures have closed.
+        enough = max(
+            self.rules.bootstrap_captures, cam.tried_with + self.rules.bootstrap_captures // 2
+        )
+        if len(closed) < enough:
             return False
-        recent = closed[-max(self.rules.bootstrap_captures * 4, 48) :]
+        cam.tried_with = len(closed)
+        recent = closed[-self.rules.align_captures :]
         timeline = self._timelines[cam.camera.boarding_access_point]
         samples = align(recent, timeline, cam.camera, self.rules)
         if len(samples) < self.rules.min_samples:

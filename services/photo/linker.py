@@ -15,19 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 
 from services.photo.linking import Decision, LinkEngine, Tap, Verdict
 from services.photo.records import AMBIGUOUS, MATCHED, NO_MATCH, CapturedEvent, Rider
 from services.photo.store import PhotoStore
+from services.photo.telemetry import PhotoMetrics
 from services.platform.clock import VenueClock
 from services.platform.events import EventHub
 
 log = logging.getLogger("venue.photo.linker")
 _tracer = trace.get_tracer("venue.photo")
-_decisions = metrics.get_meter("venue.photo").create_counter(
-    "venue.photo.link_decisions", unit="{decision}", description="Ride photo linking decisions"
-)
 
 _STATE = {Verdict.MATCHED: MATCHED, Verdict.AMBIGUOUS: AMBIGUOUS, Verdict.NO_MATCH: NO_MATCH}
 _VERDICT = {v: k for k, v in _STATE.items()}
@@ -47,7 +45,12 @@ class _Retry:
 
 class Linker:
     def __init__(
-        self, engine: LinkEngine, store: PhotoStore, clock: VenueClock, hub: EventHub
+        self,
+        engine: LinkEngine,
+        store: PhotoStore,
+        clock: VenueClock,
+        hub: EventHub,
+        telemetry: PhotoMetrics | None = None,
     ) -> None:
         self.engine = engine
         self._store = store
@@ -57,6 +60,12 @@ class Linker:
         self._retry: list[_Retry] = []
         self._pruned = 0.0
         self.applied = 0
+        self._metrics = telemetry or PhotoMetrics()
+        self._metrics.count_pending(self.pending)
+
+    def pending(self) -> int:
+        """Ride photos the engine has not decided yet."""
+        return sum(1 for s in self.engine.open_captures() if s.pending)
 
     # --- feeding -------------------------------------------------------------
 
@@ -153,7 +162,7 @@ class Linker:
                 span,
                 now,
             )
-        _decisions.add(
+        self._metrics.decisions.add(
             1, {"venue.camera.id": decision.camera_id, "verdict": decision.verdict.value}
         )
         if unknown and now < until:

@@ -20,6 +20,7 @@ from services.photo.policy import POLICY
 from services.photo.purchases import Purchases
 from services.photo.servicer import PhotoServicer
 from services.photo.store import PhotoStore
+from services.photo.telemetry import PhotoMetrics
 from services.photo.upkeep import run_upkeep
 from services.platform.server import Runtime, ServiceDefinition
 from services.venue_model import load_venue
@@ -45,8 +46,13 @@ async def build(runtime: Runtime) -> PhotoParts:
     venue = load_venue(settings.venue_file)
     catalog = Catalog(venue, PhotoConfig.from_env(settings.extra))
     store = PhotoStore(runtime.pool, venue.timezone)
+    telemetry = PhotoMetrics()
     linker = Linker(
-        LinkEngine(catalog.ride_cameras, catalog.rules), store, settings.clock, runtime.hub
+        LinkEngine(catalog.ride_cameras, catalog.rules),
+        store,
+        settings.clock,
+        runtime.hub,
+        telemetry,
     )
     await linker.restore()
     payments = Payments(runtime.clients.channel("access"), catalog.config.merchant_id)
@@ -66,6 +72,7 @@ async def build(runtime: Runtime) -> PhotoParts:
         purchases,
         runtime.hub,
         settings.clock,
+        telemetry,
     )
     return PhotoParts(catalog, store, linker, purchases, servicer)
 

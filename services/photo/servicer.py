@@ -18,6 +18,7 @@ from services.photo.linker import Linker
 from services.photo.purchases import Purchases
 from services.photo.records import PhotoRecord, StatsRow
 from services.photo.store import Idem, PhotoStore
+from services.photo.telemetry import PhotoMetrics
 from services.platform import events, idempotency, paging, validation
 from services.platform.clock import VenueClock
 from services.platform.errors import (
@@ -102,7 +103,9 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
         purchases: Purchases,
         hub: events.EventHub,
         clock: VenueClock,
+        telemetry: PhotoMetrics,
     ) -> None:
+        self._metrics = telemetry
         self._store = store
         self._catalog = catalog
         self._linker = linker
@@ -146,6 +149,7 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
             else:
                 ack.outcome = pb.CAPTURE_OUTCOME_REJECTED
                 ack.reject_reason = verdict  # type: ignore[assignment]
+            self._metrics.captured(ack.outcome)
         self._linker.captured(result.captured)
         self._hub.poke()
         span = trace.get_current_span()

@@ -1,7 +1,9 @@
 """The photo service started in the test process on a real socket and the
-session's real database, beside the identity fixture, with helpers that make
-guests, bands and devices, and that feed boarding taps through photo's own
-access-stream handler (the same code its consumer runs)."""
+session's real database, beside the identity fixture and a real access
+process (photo charges through it and follows its boarding taps), with helpers
+that make guests, bands and devices, and that feed boarding taps either
+through photo's own access-stream handler (the same code its consumer runs) or
+through access itself, by a ride scanner."""
 
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ from services.photo.service import PhotoParts
 from services.platform.config import Settings
 from services.platform.server import RunningService, Runtime, ServiceDefinition, start
 from services.platform.validation import to_timestamp
-from services.runner.suite import free_port
+from services.runner.suite import Suite, free_port
 from tests.service.conftest import Guest, Identity
 from tests.support.stubs import bearer
-from venue.access.v1 import access_pb2
+from venue.access.v1 import access_pb2, access_pb2_grpc
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2
 from venue.photo.v1 import photo_pb2 as pb
@@ -46,6 +48,8 @@ SPOT = "cam.spot.street.01"
 CAMERA = common_pb2.DEVICE_KIND_CAMERA
 PHOTOGRAPHER = common_pb2.DEVICE_KIND_PHOTOGRAPHER
 KIOSK_DEVICE = common_pb2.DEVICE_KIND_KIOSK
+RIDE_SCANNER = common_pb2.DEVICE_KIND_RIDE_SCANNER
+CURRENCY = "USD"
 OPS = common_pb2.STAFF_ROLE_OPS
 
 _slots = itertools.count(1)
@@ -57,15 +61,15 @@ def sha(text: str) -> str:
 
 
 def capture(camera: str, at: datetime, capture_id: str | None = None, **extra: Any) -> pb.Capture:
-    ident = capture_id or f"cap-{uuid.uuid4().hex[:12]}"
-    return pb.Capture(
-        capture_id=ident,
-        camera_id=camera,
-        captured_at=to_timestamp(at),
-        image_uri=f"s3://photos/{ident}.jpg",
-        image_sha256=sha(ident),
-        **extra,
-    )
+    ident = f"cap-{uuid.uuid4().hex[:12]}" if capture_id is None else capture_id
+    fields: dict[str, Any] = {
+        "capture_id": ident,
+        "camera_id": camera,
+        "captured_at": to_timestamp(at),
+        "image_uri": f"s3://photos/{ident or uuid.uuid4().hex}.jpg",
+        "image_sha256": sha(ident),
+    }
+    return pb.Capture(**{**fields, **extra})
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Photo:
     stub: photo_pb2_grpc.PhotoServiceAsyncStub
     identity: Identity
     db: asyncpg.Pool
+    access: access_pb2_grpc.AccessServiceAsyncStub
     _devices: dict[tuple[int, str], str] = field(default_factory=dict)
 
     async def device(self, kind: int, ref: str) -> tuple[tuple[str, str], ...]:
@@ -159,6 +164,53 @@ class Photo:
             await on_tap(event, conn, parts.store, parts.linker, parts.catalog)
         return tap_id
 
+    async def scan(self, member: Member, at: datetime, point: str = BOARDING) -> None:
+        """A boarding tap by the ride's scanner, through the real access service."""
+        auth = await self.device(RIDE_SCANNER, point)
+
+        async def allowed() -> bool:
+            reply = await self.access.Tap(
+                access_pb2.TapRequest(
+                    access_point_id=point,
+                    band_uid=member.band_uid,
+                    tapped_at=to_timestamp(at),
+                    idempotency_key=uuid.uuid4().hex,
+                ),
+                metadata=auth,
+            )
+            if reply.deny_reason == access_pb2.DENY_REASON_UNKNOWN_BAND:
+                return False  # access has not heard of the new band yet
+            assert reply.decision == access_pb2.TAP_DECISION_ALLOW, reply.display_message
+            return True
+
+        await self.until(allowed)
+
+    async def heard_tap(self, member: Member) -> bool:
+        """Photo has recorded a boarding tap of the member (from access's stream)."""
+        found = await self.db.fetchval(
+            "SELECT count(*) FROM photo.boarding_taps WHERE guest_id = $1", member.guest_id
+        )
+        return bool(found)
+
+    async def top_up(self, member: Member, minor: int) -> None:
+        """Funds in the party's wallet, paid by card in the app."""
+        await self.access.TopUp(
+            access_pb2.TopUpRequest(
+                party_id=member.party_id,
+                amount=common_pb2.Money(minor_units=minor, currency=CURRENCY),
+                funding_source=access_pb2.FUNDING_SOURCE_CARD,
+                payment_reference=f"card-{uuid.uuid4().hex[:8]}",
+                idempotency_key=uuid.uuid4().hex,
+            ),
+            metadata=member.auth,
+        )
+
+    async def balance(self, member: Member) -> int:
+        reply = await self.access.GetWallet(
+            access_pb2.GetWalletRequest(party_id=member.party_id), metadata=member.auth
+        )
+        return int(reply.wallet.balance.minor_units)
+
     async def ingest(
         self, *captures: pb.Capture, camera: str = RIDE_CAMERA
     ) -> pb.IngestCapturesResponse:
@@ -211,7 +263,29 @@ def slot() -> datetime:
 
 
 @pytest.fixture(scope="session")
-async def photo(identity: Identity, database_url: str) -> AsyncIterator[Photo]:
+async def access_process(
+    identity: Identity, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """Access as its own process (as deployed), beside the in-process identity;
+    its address."""
+    identity_port = int(identity.address.rsplit(":", 1)[1])
+    suite = Suite(
+        data_dir=identity.data_dir,
+        services=["access"],
+        database_url=database_url,
+        ports={"identity": identity_port, "access": free_port(), "photo": free_port()},
+        log_dir=tmp_path_factory.mktemp("photo-access-logs"),
+        telemetry_dir=tmp_path_factory.mktemp("photo-access-telemetry"),
+    )
+    await suite.start()
+    try:
+        yield suite.addresses["access"]
+    finally:
+        await suite.stop()
+
+
+@pytest.fixture(scope="session")
+async def photo(identity: Identity, database_url: str, access_process: str) -> AsyncIterator[Photo]:
     built: list[PhotoParts] = []
 
     async def capturing(runtime: Runtime) -> Callable[[grpc.aio.Server], None]:
@@ -233,15 +307,23 @@ async def photo(identity: Identity, database_url: str) -> AsyncIterator[Photo]:
             "DATABASE_URL": database_url,
             "VENUE_PHOTO_ADDR": "127.0.0.1:0",
             "VENUE_IDENTITY_ADDR": identity.address,
-            # Nothing listens there: access's stream is fed by hand (Photo.tap).
-            "VENUE_ACCESS_ADDR": f"127.0.0.1:{free_port()}",
+            "VENUE_ACCESS_ADDR": access_process,
             "VENUE_SHUTDOWN_GRACE": "1",
         },
     )
     running = await start(definition, settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    access_channel = grpc.aio.insecure_channel(access_process)
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    yield Photo(running, built[0], photo_pb2_grpc.PhotoServiceStub(channel), identity, db)
+    yield Photo(
+        running,
+        built[0],
+        photo_pb2_grpc.PhotoServiceStub(channel),
+        identity,
+        db,
+        access_pb2_grpc.AccessServiceStub(access_channel),
+    )
     await db.close()
     await channel.close()
+    await access_channel.close()
     await running.stop()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.photo.catalog import Catalog, PhotoConfig
 from services.photo.linking import (
     CameraModel,
     Decision,
@@ -22,6 +23,9 @@ from services.photo.linking import (
     align,
     judge,
 )
+from services.platform.config import DEFAULT_VENUE_FILE
+from services.venue_model import load_venue
+from tests.unit.photo_world import WorldKnobs, play, simulate_day
 
 CAMERA = RideCamera(
     "cam", "ride", "board", delay=40.0, jitter=2.0, capacity=12, dispatch_interval=30.0
@@ -406,3 +410,27 @@ def test_no_ride_makes_a_wrong_link_or_splits_a_party(ride: Ride) -> None:
         take(engine.decide(ride.end + step * 30))
     # Every capture was decided: matched, or held for the kiosk and the party.
     assert all(not s.pending for s in engine.open_captures())
+
+
+# --- the accuracy bar on a synthetic day (bench/photo.py plays whole days) ------
+
+
+def test_a_day_of_the_default_venue_meets_the_accuracy_bar() -> None:
+    venue = load_venue(DEFAULT_VENUE_FILE)
+    catalog = Catalog(venue, PhotoConfig())
+    for seed, tap_model in enumerate(("together", "spread", "file")):
+        knobs = WorldKnobs(tap_model=tap_model, camera_skew=3.0, hours=1.5)
+        day = simulate_day(venue, knobs, seed=seed)
+        score, _ = play(day, catalog.ride_cameras, catalog.rules)
+        assert score.captures > 1000
+        assert score.precision >= 0.995, (tap_model, score)
+        assert score.recall >= 0.97, (tap_model, score)
+
+
+def test_the_mall_has_no_ride_cameras_and_its_own_currency_and_retention() -> None:
+    catalog = Catalog(
+        load_venue(DEFAULT_VENUE_FILE.parent / "millbrook-galleria.yaml"), PhotoConfig()
+    )
+    assert catalog.ride_cameras == []
+    assert catalog.currency == "GBP"
+    assert catalog.retention.days == 14

@@ -21,6 +21,7 @@ from services.photo.linking import Decision, LinkEngine, Tap, Verdict
 from services.photo.records import AMBIGUOUS, MATCHED, NO_MATCH, CapturedEvent, Rider
 from services.photo.store import PhotoStore
 from services.photo.telemetry import PhotoMetrics
+from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.events import EventHub
 
@@ -29,6 +30,7 @@ _tracer = trace.get_tracer("venue.photo")
 
 _STATE = {Verdict.MATCHED: MATCHED, Verdict.AMBIGUOUS: AMBIGUOUS, Verdict.NO_MATCH: NO_MATCH}
 _VERDICT = {v: k for k, v in _STATE.items()}
+_OUTCOME = {Verdict.MATCHED: "linked", Verdict.AMBIGUOUS: "held", Verdict.NO_MATCH: "unmatched"}
 # Riders identity has not told us about are retried for this long (venue).
 UNKNOWN_GUEST_WAIT = timedelta(minutes=10)
 
@@ -61,7 +63,8 @@ class Linker:
         self._pruned = 0.0
         self.applied = 0
         self._metrics = telemetry or PhotoMetrics()
-        self._metrics.count_pending(self.pending)
+        # The verdict each open capture was last counted under.
+        self._counted: dict[str, Verdict] = {}
 
     def pending(self) -> int:
         """Ride photos the engine has not decided yet."""
@@ -105,6 +108,7 @@ class Linker:
                     photo.camera_id, photo.photo_id, photo.captured_at.timestamp(), photo.row
                 )
                 self._wake.set()
+        self._metrics.pending(self.pending())
 
     def forget_guest(self, guest_id: str) -> None:
         self.engine.forget_guest(guest_id)
@@ -142,8 +146,18 @@ class Linker:
         if now.timestamp() - self._pruned > 300:
             self.engine.prune(now.timestamp())
             self._pruned = now.timestamp()
+            self._counted = {k: v for k, v in self._counted.items() if self.engine.state(k)}
         self.applied += done
+        self._metrics.pending(self.pending())
         return done
+
+    def _count(self, decision: Decision) -> None:
+        """Count a capture under its new outcome, once per change of verdict (a
+        re-decision adding a late rider is not a new outcome)."""
+        if self._counted.get(decision.capture_key) is decision.verdict:
+            return
+        self._counted[decision.capture_key] = decision.verdict
+        self._metrics.captures(_OUTCOME[decision.verdict])
 
     async def _apply(self, decision: Decision, now: datetime, until: datetime) -> None:
         riders = [Rider(t.guest_id, t.party_id, _time(t.at)) for t in decision.taps]
@@ -152,8 +166,8 @@ class Linker:
             span = (_time(decision.first), _time(decision.last))
         with _tracer.start_as_current_span("photo link decision") as span_:
             span_.set_attribute("venue.photo.id", decision.capture_key)
-            span_.set_attribute("venue.camera.id", decision.camera_id)
-            span_.set_attribute("venue.photo.verdict", decision.verdict.value)
+            span_.set_attribute(semconv.CAMERA, decision.camera_id)
+            span_.set_attribute(semconv.OUTCOME, _OUTCOME[decision.verdict])
             unknown = await self._store.apply_decision(
                 decision.capture_key,
                 _STATE[decision.verdict],
@@ -162,9 +176,7 @@ class Linker:
                 span,
                 now,
             )
-        self._metrics.decisions.add(
-            1, {"venue.camera.id": decision.camera_id, "verdict": decision.verdict.value}
-        )
+        self._count(decision)
         if unknown and now < until:
             # Identity's stream has not caught up with these riders yet.
             self._retry.append(_Retry(decision, until))

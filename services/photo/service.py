@@ -62,7 +62,7 @@ async def build(runtime: Runtime) -> PhotoParts:
     if catalog.ride_cameras:
         runtime.spawn(access_consumer(runtime, store, linker, catalog).run(), "photo-access")
         runtime.spawn(linker.run(), "photo-linker")
-    runtime.spawn(run_upkeep(store, purchases, catalog, settings.clock), "photo-upkeep")
+    runtime.spawn(run_upkeep(store, purchases, catalog, settings.clock, telemetry), "photo-upkeep")
 
     servicer = PhotoServicer(
         store,

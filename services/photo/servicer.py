@@ -19,7 +19,7 @@ from services.photo.purchases import Purchases
 from services.photo.records import PhotoRecord, StatsRow
 from services.photo.store import Idem, PhotoStore
 from services.photo.telemetry import PhotoMetrics
-from services.platform import events, idempotency, paging, validation
+from services.platform import events, idempotency, paging, semconv, validation
 from services.platform.clock import VenueClock
 from services.platform.errors import (
     FailedPrecondition,
@@ -149,12 +149,13 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
             else:
                 ack.outcome = pb.CAPTURE_OUTCOME_REJECTED
                 ack.reject_reason = verdict  # type: ignore[assignment]
-            self._metrics.captured(ack.outcome)
+            if ack.outcome == pb.CAPTURE_OUTCOME_REJECTED:
+                self._metrics.captures("rejected")
         self._linker.captured(result.captured)
         self._hub.poke()
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute("venue.camera.id", who.venue_ref)
+            span.set_attribute(semconv.CAMERA, who.venue_ref)
             span.set_attribute("venue.photo.captures", len(request.captures))
             span.set_attribute("venue.photo.accepted", len(result.captured))
         return reply
@@ -210,7 +211,7 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
         )
         self._hub.poke()
         if wearer is not None:
-            trace.get_current_span().set_attribute("venue.guest.id", wearer.guest_id)
+            trace.get_current_span().set_attribute(semconv.GUEST, wearer.guest_id)
         return reply
 
     async def ListKioskPhotos(
@@ -288,6 +289,8 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
             idem, pb.ClaimPhotoResponse.FromString, lambda r: r.SerializeToString(), work
         )
         self._hub.poke()
+        if reply.outcome == pb.BAND_TAP_OUTCOME_LINKED:
+            self._metrics.captures("claimed")
         return reply
 
     # --- the guest's photos --------------------------------------------------
@@ -376,6 +379,7 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
         self._hub.poke()
         if not accept:
             return pb.RespondToSuggestionResponse()
+        self._metrics.captures("suggested")
         view = await self._store.view(suggestion.photo.photo_id, suggestion.party_id)
         return pb.RespondToSuggestionResponse(photo=messages.photo_pb(view, self._retention))
 

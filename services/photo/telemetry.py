@@ -1,47 +1,36 @@
-"""Photo's metrics, named as docs/observability.md lists them (dashboards
-query these names and attribute keys)."""
+"""Photo's metrics, named once in services/platform/semconv.py (the dashboards
+query these names and attribute keys).
+
+`venue.photo.captures` counts what becomes of captures, by `venue.outcome`:
+`rejected` (a capture record refused at ingest), `linked` (a ride photo
+matched to its vehicle), `held` (ambiguous: kept for the kiosk and "is this
+you?"), `unmatched` (no rider's tap near it), `claimed` (at the exit kiosk),
+`suggested` (a party said "that's us") and `deleted` (past retention,
+nobody's). A ride photo held first and linked later counts under both.
+`venue.photo.pending` is the number of ride photos waiting for the boarding
+taps of their dispatch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from venue.photo.v1 import photo_pb2 as pb
+from services.platform import semconv
 
-_OUTCOMES: dict[int, dict[str, str]] = {
-    pb.CAPTURE_OUTCOME_ACCEPTED: {"venue.outcome": "accepted"},
-    pb.CAPTURE_OUTCOME_DUPLICATE: {"venue.outcome": "duplicate"},
-    pb.CAPTURE_OUTCOME_REJECTED: {"venue.outcome": "rejected"},
-}
+OUTCOMES = ("rejected", "linked", "held", "unmatched", "claimed", "suggested", "deleted")
 
 
 class PhotoMetrics:
     def __init__(self, meter: Meter | None = None) -> None:
         meter = meter or metrics.get_meter("venue.photo")
-        self._captures = meter.create_counter(
-            "venue.photo.captures", unit="{capture}", description="Capture records by outcome"
-        )
-        self.decisions = meter.create_counter(
-            "venue.photo.link_decisions",
-            unit="{decision}",
-            description="Ride photo linking decisions",
-        )
-        self._pending: Callable[[], int] = lambda: 0
-        meter.create_observable_gauge(
-            "venue.photo.pending",
-            callbacks=[self._observe_pending],
-            description="Ride photos waiting for the boarding taps of their dispatch",
-        )
+        self._captures = semconv.counter(meter, semconv.PHOTO_CAPTURES)
+        self._pending = semconv.gauge(meter, semconv.PHOTO_PENDING)
+        self._attrs = {o: {semconv.OUTCOME: o} for o in OUTCOMES}
 
-    def captured(self, outcome: int) -> None:
-        """One capture record acknowledged with this CaptureOutcome."""
-        self._captures.add(1, _OUTCOMES.get(outcome, _OUTCOMES[pb.CAPTURE_OUTCOME_REJECTED]))
+    def captures(self, outcome: str, count: int = 1) -> None:
+        if count > 0:
+            self._captures.add(count, self._attrs[outcome])
 
-    def count_pending(self, source: Callable[[], int]) -> None:
-        """Where the pending gauge reads its figure from (the linker)."""
-        self._pending = source
-
-    def _observe_pending(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self._pending())]
+    def pending(self, count: int) -> None:
+        self._pending.set(count)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from services.photo.catalog import Catalog
 from services.photo.purchases import Purchases
 from services.photo.store import PhotoStore
+from services.photo.telemetry import PhotoMetrics
 from services.platform.clock import VenueClock
 
 log = logging.getLogger("venue.photo.upkeep")
@@ -22,7 +23,11 @@ MIN_WALL, MAX_WALL = 1.0, 60.0
 
 
 async def upkeep_once(
-    store: PhotoStore, purchases: Purchases, catalog: Catalog, clock: VenueClock
+    store: PhotoStore,
+    purchases: Purchases,
+    catalog: Catalog,
+    clock: VenueClock,
+    telemetry: PhotoMetrics | None = None,
 ) -> int:
     """One pass; returns the number of photos deleted."""
     now = clock.now()
@@ -34,18 +39,24 @@ async def upkeep_once(
             break
     await store.forget_old(now - EVIDENCE_KEPT)
     await purchases.resume_pending(now)
+    if telemetry is not None:
+        telemetry.captures("deleted", deleted)
     if deleted:
         log.info("photos past retention deleted", extra={"photos": deleted})
     return deleted
 
 
 async def run_upkeep(
-    store: PhotoStore, purchases: Purchases, catalog: Catalog, clock: VenueClock
+    store: PhotoStore,
+    purchases: Purchases,
+    catalog: Catalog,
+    clock: VenueClock,
+    telemetry: PhotoMetrics | None = None,
 ) -> None:
     wall = min(max(clock.wall_seconds(EVERY.total_seconds()), MIN_WALL), MAX_WALL)
     while True:
         try:
-            await upkeep_once(store, purchases, catalog, clock)
+            await upkeep_once(store, purchases, catalog, clock, telemetry)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -9,7 +9,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from services.photo.telemetry import PhotoMetrics
-from venue.photo.v1 import photo_pb2 as pb
+from services.platform import semconv
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
@@ -26,18 +26,29 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 def test_captures_are_counted_by_outcome_and_pending_is_a_gauge() -> None:
     reader = InMemoryMetricReader()
     telemetry = PhotoMetrics(MeterProvider(metric_readers=[reader]).get_meter("venue.photo"))
-    for outcome in (
-        pb.CAPTURE_OUTCOME_ACCEPTED,
-        pb.CAPTURE_OUTCOME_ACCEPTED,
-        pb.CAPTURE_OUTCOME_DUPLICATE,
-        pb.CAPTURE_OUTCOME_REJECTED,
-    ):
-        telemetry.captured(outcome)
-    waiting = [7]
-    telemetry.count_pending(lambda: waiting[0])
+    telemetry.captures("linked")
+    telemetry.captures("linked")
+    telemetry.captures("held")
+    telemetry.captures("deleted", 3)
+    telemetry.captures("deleted", 0)
+    telemetry.pending(7)
     found = points(reader)
     captures = {dict(p.attributes)["venue.outcome"]: p.value for p in found["venue.photo.captures"]}
-    assert captures == {"accepted": 2, "duplicate": 1, "rejected": 1}
+    assert captures == {"linked": 2, "held": 1, "deleted": 3}
     assert [(dict(p.attributes), p.value) for p in found["venue.photo.pending"]] == [({}, 7)]
-    waiting[0] = 2
+    telemetry.pending(2)
     assert [p.value for p in points(reader)["venue.photo.pending"]] == [2]
+
+
+def test_the_instruments_are_the_ones_the_dashboards_query() -> None:
+    reader = InMemoryMetricReader()
+    telemetry = PhotoMetrics(MeterProvider(metric_readers=[reader]).get_meter("venue.photo"))
+    telemetry.captures("rejected")
+    telemetry.pending(0)
+    data = reader.get_metrics_data()
+    assert data is not None
+    metrics = {m.name: m for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}
+    for named in (semconv.PHOTO_CAPTURES, semconv.PHOTO_PENDING):
+        assert metrics[named.name].unit == named.unit
+        for point in metrics[named.name].data.data_points:
+            assert set(point.attributes or {}) == set(named.attributes)

@@ -59,8 +59,10 @@ async def build(runtime: Runtime) -> PhotoParts:
     purchases = Purchases(store, payments, catalog, settings.clock, runtime.hub)
 
     runtime.spawn(identity_consumer(runtime, store, linker).run(), "photo-identity")
+    # Followed even by a venue without ride cameras (a mall): the suite's
+    # consumers of access's stream behave alike, and its taps cost nothing here.
+    runtime.spawn(access_consumer(runtime, store, linker, catalog).run(), "photo-access")
     if catalog.ride_cameras:
-        runtime.spawn(access_consumer(runtime, store, linker, catalog).run(), "photo-access")
         runtime.spawn(linker.run(), "photo-linker")
     runtime.spawn(run_upkeep(store, purchases, catalog, settings.clock, telemetry), "photo-upkeep")
 

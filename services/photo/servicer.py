@@ -280,6 +280,8 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
                     outcome=pb.BAND_TAP_OUTCOME_ALREADY_LINKED,
                     display_message="This photo is already in your account",
                 )
+            # Counted here, not on a replayed answer to a retried claim.
+            self._metrics.captures("claimed")
             return pb.ClaimPhotoResponse(
                 outcome=pb.BAND_TAP_OUTCOME_LINKED,
                 display_message="Added to your photos in the app",
@@ -289,8 +291,6 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
             idem, pb.ClaimPhotoResponse.FromString, lambda r: r.SerializeToString(), work
         )
         self._hub.poke()
-        if reply.outcome == pb.BAND_TAP_OUTCOME_LINKED:
-            self._metrics.captures("claimed")
         return reply
 
     # --- the guest's photos --------------------------------------------------

@@ -1,0 +1,231 @@
+"""The forecast: the standby wait for a guest joining in each 15-minute slot of
+the coming hours. Pure.
+
+The line is projected forward minute by minute as a fluid: standby guests
+arrive at the forecast arrival rate while the standby entrance is open; the
+ride serves at its learned rate while it runs (not before a stop's expected
+end); return guests merge as booked and take up to the venue's share. A guest
+joining at `t` boards when the standby riders served since `t` reach the line
+that was ahead of them, so a slot's wait is read off the projection's
+cumulative service.
+
+Where the arrival rate comes from (never from the venue file's demand block,
+which only the simulated world may read): the rate learned in the last
+quarter hour, scaled by where the park's population is heading (gate taps),
+with any excess over the ride's capacity fading out over the hour (guests
+look at the board and go elsewhere, so lines do not grow forever).
+
+The first slot is tied to the posted wait: the gap between the exact estimate
+and the fluid one fades over half an hour. Intervals come from the errors the
+twin measured on its own earlier forecasts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.queue.estimate import ReturnArrivals
+from services.queue.schedule import CLOSED, DOWN, OPEN
+
+SLOT = 900.0
+STEP = 60.0
+# After the last slot the projection runs on until its last joiners board.
+TAIL = 6 * 3600.0
+Z80 = 1.2816
+# Time constant (s) over which a line's present growth or shrinking fades.
+FADE = 1200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The inputs of one attraction's forecast at `t`."""
+
+    t: float
+    line: float  # standby guests now (weighted: untapped in, unseen leavers out)
+    returning: float  # return guests between merge and load
+    future_returns: ReturnArrivals
+    rate: float  # riders per second while loading from a line
+    interval: float
+    walk: float
+    return_share: float
+    opens_at: float
+    closes_at: float
+    resume_at: float | None  # stopped until then (None: running)
+    closed_for_day: bool
+    posted_raw: float | None  # the exact estimate now, to tie the first slot to
+    correction: float
+    # Expected stop time per second of waiting (the venue's stop risk).
+    stop_factor: float
+    arrival_rate: Callable[[float], float]  # forecast standby arrivals per second
+
+
+@dataclass(frozen=True, slots=True)
+class SlotForecast:
+    start: float
+    wait: float
+    low: float
+    high: float
+    status: int
+
+
+def slot_start(t: float) -> float:
+    return math.floor(t / SLOT) * SLOT
+
+
+def arrival_model(
+    now_rate: float,
+    standby_capacity: float,
+    population_ratio: Callable[[float], float],
+    t: float,
+    fade: float = FADE,
+) -> Callable[[float], float]:
+    """Arrivals per second at a future instant.
+
+    The gap between the present rate and what the ride serves fades with time
+    constant `fade`: a line growing now is joined by fewer once the board shows
+    it long, a line shrinking now draws guests back. What remains follows the
+    park's population.
+    """
+    gap = now_rate - standby_capacity
+
+    def rate(at: float) -> float:
+        ahead = max(at - t, 0.0)
+        return population_ratio(ahead) * max(standby_capacity + gap * math.exp(-ahead / fade), 0.0)
+
+    return rate
+
+
+def _run(p: Projection, end: float) -> tuple[list[float], list[float], list[float]]:
+    """Minute by minute from `p.t`: times, standby riders served so far, and the
+    standby line at each time. Runs past `end` until the line has drained."""
+    times: list[float] = []
+    served: list[float] = []
+    lengths: list[float] = []
+    line = max(p.line, 0.0)
+    returning = max(p.returning, 0.0)
+    total = 0.0
+    now = p.t
+    limit = end + TAIL
+    share = min(max(p.return_share, 0.0), 1.0)
+    while True:
+        times.append(now)
+        served.append(total)
+        lengths.append(line)
+        if now >= limit or (now >= end and line <= 0.0):
+            return times, served, lengths
+        running = not p.closed_for_day and (p.resume_at is None or now >= p.resume_at)
+        capacity = p.rate * STEP if running else 0.0
+        returning += p.future_returns.between(now, now + STEP)
+        take_return = min(returning, share * capacity)
+        take_standby = min(line, capacity - take_return)
+        take_return += min(returning - take_return, capacity - take_return - take_standby)
+        returning -= take_return
+        entering = p.opens_at <= now < p.closes_at and not p.closed_for_day
+        arrivals = p.arrival_rate(now) * STEP if entering and now < end else 0.0
+        line = max(line - take_standby, 0.0) + arrivals
+        total += take_standby
+        now += STEP
+
+
+def project(p: Projection, slots: int, errors: ForecastErrors) -> list[SlotForecast]:
+    """Forecasts for `slots` slots, the first being the one containing `p.t`."""
+    first = slot_start(p.t)
+    times, served, lengths = _run(p, first + slots * SLOT)
+    per_dispatch = p.rate * p.interval
+
+    def wait_at(t: float) -> float | None:
+        """Fluid wait of a guest joining at `t`; None if not served in view."""
+        i = max(min(bisect.bisect_right(times, t) - 1, len(times) - 1), 0)
+        # The guest's own dispatch takes a whole vehicle load at once: only
+        # the line beyond it has to be served first.
+        target = served[i] + max(lengths[i] + 1.0 - per_dispatch, 0.0)
+        j = bisect.bisect_left(served, target - 1e-9, lo=i)
+        if j >= len(served):
+            return None
+        if j > i and served[j] > served[j - 1]:
+            fraction = (target - served[j - 1]) / (served[j] - served[j - 1])
+            done = times[j - 1] + fraction * (times[j] - times[j - 1])
+        else:
+            done = times[j]
+        # Everyone ahead has boarded at `done`; the guest takes the next
+        # dispatch once they are at the load and the ride runs.
+        board = max(done, t + p.walk, p.resume_at or 0.0)
+        return board - t + p.interval / 2
+
+    anchor = 0.0
+    if p.posted_raw is not None:
+        fluid_now = wait_at(p.t)
+        if fluid_now is not None:
+            anchor = p.posted_raw - fluid_now
+
+    result: list[SlotForecast] = []
+    for k in range(slots):
+        start = first + k * SLOT
+        middle = max(start + SLOT / 2, p.t)
+        status = _status(p, middle)
+        if status == CLOSED:
+            result.append(SlotForecast(start, 0.0, 0.0, 0.0, CLOSED))
+            continue
+        fluid = wait_at(middle)
+        horizon = middle - p.t
+        if fluid is None:
+            fluid = times[-1] - middle
+        wait = max(fluid + anchor * math.exp(-horizon / 1800.0) + p.correction, 0.0)
+        wait *= 1.0 + p.stop_factor
+        spread = Z80 * errors.rms(horizon)
+        result.append(SlotForecast(start, wait, max(wait - spread, 0.0), wait + spread, status))
+    return result
+
+
+def _status(p: Projection, t: float) -> int:
+    if p.closed_for_day or not p.opens_at <= t < p.closes_at:
+        return CLOSED
+    if p.resume_at is not None and t < p.resume_at:
+        return DOWN
+    return OPEN
+
+
+HORIZON_BUCKETS = (900.0, 1800.0, 3600.0, 7200.0, math.inf)
+
+
+@dataclass
+class ForecastErrors:
+    """Errors of the twin's own earlier forecasts, by how far ahead they looked.
+
+    Pooled over the venue's attractions. The prior (2 minutes plus a tenth of
+    the horizon) holds until a bucket has seen a few dozen guests.
+    """
+
+    window: int = 400
+    _squares: list[deque[float]] = field(init=False)
+    _absolute: list[deque[float]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._squares = [deque(maxlen=self.window) for _ in HORIZON_BUCKETS]
+        self._absolute = [deque(maxlen=self.window) for _ in HORIZON_BUCKETS]
+
+    @staticmethod
+    def _bucket(horizon: float) -> int:
+        return bisect.bisect_right(HORIZON_BUCKETS[:-1], max(horizon, 0.0))
+
+    def observe(self, horizon: float, error: float) -> None:
+        b = self._bucket(horizon)
+        self._squares[b].append(error * error)
+        self._absolute[b].append(abs(error))
+
+    def rms(self, horizon: float) -> float:
+        b = self._bucket(horizon)
+        prior = 120.0 + 0.1 * max(horizon, 0.0)
+        seen = self._squares[b]
+        weight = 30.0
+        mean_square = (sum(seen) + prior * prior * weight) / (len(seen) + weight)
+        return math.sqrt(mean_square)
+
+    def mean_absolute(self, horizon: float) -> tuple[float, int]:
+        """The measured mean absolute error of forecasts this far ahead, and how many."""
+        seen = self._absolute[self._bucket(horizon)]
+        return (sum(seen) / len(seen) if seen else 0.0), len(seen)

@@ -1,0 +1,160 @@
+"""The queue service started in the test process on a real socket and the
+session's real database, with identity beside it, and helpers that feed it
+the events of access's and location's streams through its own handlers (the
+same code the stream consumers run, in the same kind of transaction).
+
+The venue clock runs at 1x from 11:00 on a summer day at Lantern Bay Park, so
+every attraction is open.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+
+from services.platform.config import Settings
+from services.platform.server import RunningService, Runtime, ServiceDefinition, start
+from services.queue import service as queue_service
+from services.queue.feeds import Batch
+from services.queue.messages import ts
+from services.queue.service import QueueApp
+from services.runner.suite import free_port
+from tests.service.conftest import DESK, OPS, Identity
+from venue.access.v1 import access_pb2 as apb
+from venue.location.v1 import location_pb2 as lpb
+from venue.queue.v1 import queue_pb2_grpc
+
+TZ = ZoneInfo("America/New_York")
+VENUE_START = datetime(2026, 7, 1, 11, 0, tzinfo=TZ)
+
+POINT_KINDS = {
+    "standby": apb.ACCESS_POINT_KIND_RIDE_STANDBY_ENTRANCE,
+    "merge": apb.ACCESS_POINT_KIND_RIDE_RETURN_MERGE,
+    "boarding": apb.ACCESS_POINT_KIND_RIDE_BOARDING,
+}
+
+
+@dataclass
+class Queue:
+    running: RunningService
+    app: QueueApp
+    stub: queue_pb2_grpc.QueueServiceAsyncStub
+    identity: Identity
+    ops: str
+    desk: str
+    address: str
+
+    def now(self) -> float:
+        return self.app.live.now()
+
+    def tap_event(
+        self,
+        kind: str,
+        attraction: str,
+        guest: str,
+        at: float | None = None,
+        entitlement_id: str = "",
+        tap_id: str | None = None,
+    ) -> apb.WatchAccessEventsResponse:
+        spec = self.app.live.lines.specs[attraction]
+        point = {
+            "standby": spec.standby_point,
+            "merge": spec.merge_point or "",
+            "boarding": spec.boarding_point,
+        }[kind]
+        return apb.WatchAccessEventsResponse(
+            tap_recorded=apb.TapRecorded(
+                tap_id=tap_id or str(uuid.uuid4()),
+                access_point_id=point,
+                access_point_kind=POINT_KINDS[kind],
+                attraction_id=attraction,
+                guest_id=guest,
+                party_id=str(uuid.uuid4()),
+                tapped_at=ts(self.now() if at is None else at),
+                entitlement_id=entitlement_id,
+            )
+        )
+
+    async def feed_access(self, events: list[apb.WatchAccessEventsResponse]) -> None:
+        """Handle events as the access stream consumer does: one transaction."""
+        async with self.app.store.pool.acquire() as conn, conn.transaction():
+            await self.app.handle_access(Batch(events, ""), conn)
+
+    async def tap(self, kind: str, attraction: str, guest: str, at: float | None = None) -> str:
+        event = self.tap_event(kind, attraction, guest, at)
+        await self.feed_access([event])
+        return event.tap_recorded.tap_id
+
+    async def feed_occupancy(self, zone_id: str, count: int, at: float | None = None) -> None:
+        event = lpb.WatchLocationEventsResponse(
+            occurred_at=ts(self.now() if at is None else at),
+            occupancy_changed=lpb.OccupancyChanged(zone_id=zone_id, count=count),
+        )
+        async with self.app.store.pool.acquire() as conn, conn.transaction():
+            await self.app.handle_location(Batch([event], ""), conn)
+
+    async def count(self, table: str, where: str = "true", *args: object) -> int:
+        value = await self.app.store.pool.fetchval(
+            f"SELECT count(*) FROM {table} WHERE {where}", *args
+        )
+        return int(value)
+
+
+def queue_settings(data_dir: Path, database_url: str, identity_address: str) -> Settings:
+    return Settings.from_env(
+        "queue",
+        env={
+            "VENUE_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "VENUE_QUEUE_ADDR": "127.0.0.1:0",
+            "VENUE_IDENTITY_ADDR": identity_address,
+            # Nothing listens here: the feeds retry quietly; tests inject events.
+            "VENUE_ACCESS_ADDR": f"127.0.0.1:{free_port()}",
+            "VENUE_LOCATION_ADDR": f"127.0.0.1:{free_port()}",
+            "VENUE_CLOCK_START": VENUE_START.isoformat(),
+            "VENUE_CLOCK_ANCHOR": repr(time.time()),
+            "VENUE_SHUTDOWN_GRACE": "1",
+        },
+    )
+
+
+async def start_queue(settings: Settings) -> tuple[RunningService, QueueApp]:
+    """Start the service as its definition does, keeping hold of its parts."""
+    built: list[QueueApp] = []
+
+    async def setup(runtime: Runtime) -> Callable[[grpc.aio.Server], None]:
+        app = await queue_service.build(runtime)
+        built.append(app)
+        return queue_service.start(runtime, app)
+
+    definition = ServiceDefinition(
+        name=queue_service.DEFINITION.name,
+        proto_service=queue_service.DEFINITION.proto_service,
+        policy=queue_service.DEFINITION.policy,
+        setup=setup,
+        migrations=queue_service.DEFINITION.migrations,
+    )
+    running = await start(definition, settings)
+    return running, built[0]
+
+
+@pytest.fixture(scope="session")
+async def queue(identity: Identity, data_dir: Path, database_url: str) -> AsyncIterator[Queue]:
+    settings = queue_settings(data_dir, database_url, identity.address)
+    running, app = await start_queue(settings)
+    address = f"127.0.0.1:{running.port}"
+    channel = grpc.aio.insecure_channel(address)
+    stub: queue_pb2_grpc.QueueServiceAsyncStub = queue_pb2_grpc.QueueServiceStub(channel)
+    _, ops = await identity.staff(OPS)
+    _, desk = await identity.staff(DESK)
+    yield Queue(running, app, stub, identity, ops, desk, address)
+    await channel.close()
+    await running.stop()

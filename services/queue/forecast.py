@@ -36,6 +36,8 @@ STEP = 60.0
 # After the last slot the projection runs on until its last joiners board.
 TAIL = 6 * 3600.0
 Z80 = 1.2816
+# Joining times averaged per slot.
+SAMPLES = 5
 # Time constant (s) over which a line's present growth or shrinking fades.
 FADE = 1200.0
 
@@ -55,6 +57,7 @@ class Projection:
     opens_at: float
     closes_at: float
     resume_at: float | None  # stopped until then (None: running)
+    anchor: float | None  # a past dispatch: the ride's cycle, while it keeps it
     closed_for_day: bool
     posted_raw: float | None  # the exact estimate now, to tie the first slot to
     correction: float
@@ -99,50 +102,86 @@ def arrival_model(
     return rate
 
 
+def _discrete(p: Projection) -> bool:
+    """Long cycles are projected dispatch by dispatch on the ride's own cycle:
+    a theatre's whole audience boards at once, which a fluid cannot show."""
+    return p.interval >= STEP and (p.anchor is not None or p.resume_at is not None)
+
+
+def _steps(p: Projection, limit: float) -> list[float]:
+    """The instants the projection serves the line at, after `p.t`."""
+    if not _discrete(p):
+        count = math.ceil((limit - p.t) / STEP)
+        return [p.t + (k + 1) * STEP for k in range(count)]
+    start = p.resume_at if p.resume_at is not None and p.resume_at > p.t else None
+    if start is None:
+        assert p.anchor is not None
+        start = p.anchor + math.ceil((p.t - p.anchor) / p.interval - 1e-9) * p.interval
+        start = max(start, p.t)
+    count = max(math.ceil((limit - start) / p.interval), 0) + 1
+    return [start + k * p.interval for k in range(count)]
+
+
 def _run(p: Projection, end: float) -> tuple[list[float], list[float], list[float]]:
-    """Minute by minute from `p.t`: times, standby riders served so far, and the
-    standby line at each time. Runs past `end` until the line has drained."""
-    times: list[float] = []
-    served: list[float] = []
-    lengths: list[float] = []
-    line = max(p.line, 0.0)
+    """From `p.t`: instants, standby riders served by then, and the standby
+    line just after. Runs past `end` until the line has drained."""
+    times = [p.t]
+    served = [0.0]
+    lengths = [max(p.line, 0.0)]
+    line = lengths[0]
     returning = max(p.returning, 0.0)
     total = 0.0
-    now = p.t
-    limit = end + TAIL
     share = min(max(p.return_share, 0.0), 1.0)
-    while True:
-        times.append(now)
-        served.append(total)
-        lengths.append(line)
-        if now >= limit or (now >= end and line <= 0.0):
-            return times, served, lengths
-        running = not p.closed_for_day and (p.resume_at is None or now >= p.resume_at)
-        capacity = p.rate * STEP if running else 0.0
-        returning += p.future_returns.between(now, now + STEP)
+    discrete = _discrete(p)
+    now = p.t
+    for at in _steps(p, end + TAIL):
+        # Arrivals since the last step (while the entrance is open) ...
+        entering = p.opens_at <= now < p.closes_at and not p.closed_for_day and now < end
+        line += p.arrival_rate(now) * (at - now) if entering else 0.0
+        returning += p.future_returns.between(now, at)
+        # ... then what the ride loads (a dispatch, or a minute's worth).
+        running = not p.closed_for_day and (p.resume_at is None or at >= p.resume_at)
+        capacity = p.rate * (p.interval if discrete else at - now) if running else 0.0
         take_return = min(returning, share * capacity)
         take_standby = min(line, capacity - take_return)
         take_return += min(returning - take_return, capacity - take_return - take_standby)
         returning -= take_return
-        entering = p.opens_at <= now < p.closes_at and not p.closed_for_day
-        arrivals = p.arrival_rate(now) * STEP if entering and now < end else 0.0
-        line = max(line - take_standby, 0.0) + arrivals
+        line -= take_standby
         total += take_standby
-        now += STEP
+        now = at
+        times.append(at)
+        served.append(total)
+        lengths.append(line)
+        if at >= end and line <= 1e-9:
+            break
+    return times, served, lengths
 
 
 def project(p: Projection, slots: int, errors: ForecastErrors) -> list[SlotForecast]:
     """Forecasts for `slots` slots, the first being the one containing `p.t`."""
     first = slot_start(p.t)
     times, served, lengths = _run(p, first + slots * SLOT)
-    per_dispatch = p.rate * p.interval
+    discrete = _discrete(p)
+
+    def grid(at: float) -> float:
+        """The ride's first dispatch at or after `at`, on its cycle."""
+        assert p.anchor is not None
+        return p.anchor + max(math.ceil((at - p.anchor) / p.interval - 1e-9), 0) * p.interval
 
     def wait_at(t: float) -> float | None:
-        """Fluid wait of a guest joining at `t`; None if not served in view."""
+        """Wait of a guest joining at `t`; None if not served in view."""
         i = max(min(bisect.bisect_right(times, t) - 1, len(times) - 1), 0)
-        # The guest's own dispatch takes a whole vehicle load at once: only
-        # the line beyond it has to be served first.
-        target = served[i] + max(lengths[i] + 1.0 - per_dispatch, 0.0)
+        ahead = lengths[i]
+        since = times[i]
+        if p.opens_at <= since < p.closes_at and not p.closed_for_day and t > since:
+            # Joined since the step: ahead too.
+            ahead += p.arrival_rate(since) * (t - since)
+        if discrete:
+            # The dispatch that reaches the guest's place, once they are at the load.
+            j = bisect.bisect_left(served, served[i] + ahead + 1.0 - 1e-9, lo=i + 1)
+            j = max(j, bisect.bisect_left(times, t + p.walk, lo=i + 1))
+            return times[j] - t if j < len(times) else None
+        target = served[i] + ahead
         j = bisect.bisect_left(served, target - 1e-9, lo=i)
         if j >= len(served):
             return None
@@ -152,9 +191,12 @@ def project(p: Projection, slots: int, errors: ForecastErrors) -> list[SlotForec
         else:
             done = times[j]
         # Everyone ahead has boarded at `done`; the guest takes the next
-        # dispatch once they are at the load and the ride runs.
-        board = max(done, t + p.walk, p.resume_at or 0.0)
-        return board - t + p.interval / 2
+        # dispatch once at the load and the ride runs: on the ride's cycle
+        # while it keeps it, else half a cycle on average.
+        ready = max(done, t + p.walk, p.resume_at or 0.0)
+        if p.anchor is not None and p.resume_at is None:
+            return grid(ready) - t
+        return ready - t + p.interval / 2
 
     anchor = 0.0
     if p.posted_raw is not None:
@@ -162,23 +204,33 @@ def project(p: Projection, slots: int, errors: ForecastErrors) -> list[SlotForec
         if fluid_now is not None:
             anchor = p.posted_raw - fluid_now
 
-    result: list[SlotForecast] = []
-    for k in range(slots):
-        start = first + k * SLOT
-        middle = max(start + SLOT / 2, p.t)
-        status = _status(p, middle)
-        if status == CLOSED:
-            result.append(SlotForecast(start, 0.0, 0.0, 0.0, CLOSED))
-            continue
-        fluid = wait_at(middle)
-        horizon = middle - p.t
-        if fluid is None:
-            fluid = times[-1] - middle
-        wait = max(fluid + anchor * math.exp(-horizon / 1800.0) + p.correction, 0.0)
-        wait *= 1.0 + p.stop_factor
-        spread = Z80 * errors.rms(horizon)
-        result.append(SlotForecast(start, wait, max(wait - spread, 0.0), wait + spread, status))
-    return result
+    return [_slot(p, first + k * SLOT, anchor, wait_at, times[-1], errors) for k in range(slots)]
+
+
+def _slot(
+    p: Projection,
+    start: float,
+    anchor: float,
+    wait_at: Callable[[float], float | None],
+    last: float,
+    errors: ForecastErrors,
+) -> SlotForecast:
+    middle = max(start + SLOT / 2, p.t)
+    status = _status(p, middle)
+    if status == CLOSED:
+        return SlotForecast(start, 0.0, 0.0, 0.0, CLOSED)
+    # The mean over guests joining across the slot (a long cycle makes the
+    # wait swing within it).
+    points = [start + (i + 0.5) * SLOT / SAMPLES for i in range(SAMPLES)]
+    points = [x for x in points if x >= p.t] or [middle]
+    found = [wait_at(x) for x in points]
+    horizon = middle - p.t
+    waits = [f for f in found if f is not None]
+    fluid = sum(waits) / len(waits) if len(waits) == len(found) else last - middle
+    wait = max(fluid + anchor * math.exp(-horizon / 1800.0) + p.correction, 0.0)
+    wait *= 1.0 + p.stop_factor
+    spread = Z80 * errors.rms(horizon)
+    return SlotForecast(start, wait, max(wait - spread, 0.0), wait + spread, status)
 
 
 def _status(p: Projection, t: float) -> int:

@@ -447,6 +447,7 @@ class Twin:
             opens_at=opens_at,
             closes_at=closes_at,
             resume_at=resume_at,
+            anchor=line.last_dispatch_at,
             closed_for_day=closed_for_day,
             posted_raw=estimate.raw
             if estimate.raw is not None and math.isfinite(estimate.raw)

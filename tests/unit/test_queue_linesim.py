@@ -15,13 +15,14 @@ order, and posts a wait at every standby tap; these tests compare the two.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import random
 import sys
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -241,6 +242,8 @@ class Report:
     # (entered, posted, actual) of every tapped standby rider.
     guests: list[tuple[float, float, float]]
     forecast_errors: list[float]  # one hour ahead
+    # (when the forecast was made, its error) of the same.
+    forecast_made: list[tuple[float, float]]
     twin: Twin
 
     @property
@@ -325,6 +328,7 @@ def play(world: World, day: Day | None = None, returns_known: bool = True) -> Re
         if g in posted and boarded > 0
     ]
     forecast_errors: list[float] = []
+    forecast_made: list[tuple[float, float]] = []
     starts = [f[0] for f in forecasts]
     for entered, boarded in day.truth.values():
         made = entered - 3600
@@ -335,7 +339,8 @@ def play(world: World, day: Day | None = None, returns_known: bool = True) -> Re
         slot = int((entered - math.floor(made_at / 900) * 900) // 900)
         if 0 <= slot < len(waits):
             forecast_errors.append(waits[slot] - (boarded - entered))
-    return Report(errors, sorted(guests), forecast_errors, twin)
+            forecast_made.append((made_at, forecast_errors[-1]))
+    return Report(errors, sorted(guests), forecast_errors, forecast_made, twin)
 
 
 # --- the worlds ----------------------------------------------------------------
@@ -370,29 +375,103 @@ WORLDS = {
 }
 
 
-# The tests play the morning and early afternoon (the rush, the busy middle);
-# `python -m tests.unit.test_queue_linesim` plays whole days.
-TEST_CLOSE = 15.0
+# The tests play a small park for a day of 09:00 to 17:00: one ride of each
+# kind, at modest capacities so the day stays quick to play. `python -m
+# tests.unit.test_queue_linesim` plays the big rides above for whole days.
+SMALL_PARK = {
+    "coaster slower than its nameplate": World(
+        spec(900, 15), true_interval=64.0, true_load=14, close_hour=17.0, seed=21
+    ),
+    "two-seaters": World(spec(720, 2), true_interval=10.0, true_load=2, close_hour=17.0, seed=22),
+    "theater": World(
+        spec(300, 100, walk=60.0), true_interval=1200.0, true_load=100, close_hour=17.0, seed=23
+    ),
+    "return-time merges": World(
+        spec(900, 12), true_interval=48.0, true_load=12, return_load=0.3, close_hour=17.0, seed=24
+    ),
+    "leavers and untapped": World(
+        spec(600, 10),
+        true_interval=60.0,
+        true_load=10,
+        leave_share=0.05,
+        untapped_share=0.03,
+        close_hour=17.0,
+        seed=25,
+    ),
+}
 
 
-@pytest.mark.parametrize("name", sorted(WORLDS))
-def test_posted_waits_meet_the_bar_in_a_day_without_stops(name: str) -> None:
-    report = play(replace(WORLDS[name], close_hour=TEST_CLOSE))
+@functools.cache
+def small_park() -> dict[str, Report]:
+    return {name: play(world) for name, world in SMALL_PARK.items()}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_PARK))
+def test_posted_waits_are_honest_on_every_kind_of_ride(name: str) -> None:
+    report = small_park()[name]
     assert report.mae <= 3.0, report
     assert abs(report.bias) <= 1.0, report
-    assert report.within5 >= 0.95, report
 
 
-def test_a_day_with_stops_stays_close_outside_the_stops() -> None:
-    report = play(replace(STOPS, close_hour=TEST_CLOSE))
-    assert report.mae <= 3.0, report
-    assert abs(report.bias) <= 1.0, report
+def test_posted_waits_meet_the_bar_over_the_park() -> None:
+    errors = [e for report in small_park().values() for e in report.errors]
+    within = sum(abs(e) <= 300 for e in errors) / len(errors)
+    assert sum(abs(e) for e in errors) / len(errors) <= 180
+    assert abs(sum(errors) / len(errors)) <= 60
+    assert within >= 0.95
 
 
-def test_forecast_an_hour_ahead_within_six_minutes() -> None:
-    reports = [play(replace(WORLDS[n], close_hour=TEST_CLOSE)) for n in ("coaster", "returns")]
-    for report in reports:
-        assert report.forecast_mae <= 6.0, report
+def test_forecast_an_hour_ahead_within_six_minutes_over_the_park() -> None:
+    """Once the twin has seen half an hour of the day. (Forecasts made at
+    opening know nothing of the day's demand: on the first day there is no
+    history to learn it from, and their errors are what they are.)"""
+    errors = [
+        e
+        for report in small_park().values()
+        for made, e in report.forecast_made
+        if made >= T_OPEN + 1800
+    ]
+    assert sum(abs(e) for e in errors) / len(errors) <= 360
+
+
+def test_stops_cost_only_the_guests_they_catch() -> None:
+    """Guests in line when a stop nobody foresaw begins wait longer than posted
+    (no twin can know); everyone else still gets an honest wait, and guests
+    joining during a stop are told it."""
+    world = World(
+        spec(900, 15),
+        true_interval=60.0,
+        true_load=15,
+        stops=[
+            Stop(11.5, 25, expected_minutes=20),
+            Stop(14.0, 30),
+            Stop(15.5, 15, announced=False),
+        ],
+        close_hour=17.0,
+        seed=26,
+    )
+    report = play(world)
+    spans = [
+        (
+            DAY.timestamp() + s.start_hour * 3600,
+            DAY.timestamp() + s.start_hour * 3600 + s.minutes * 60,
+        )
+        for s in world.stops
+    ]
+    clear = [
+        posted - actual
+        for entered, posted, actual in report.guests
+        if not any(entered < end and entered + actual > start for start, end in spans)
+    ]
+    assert len(clear) > 0.5 * len(report.guests)
+    assert sum(abs(e) for e in clear) / len(clear) <= 120
+    during = [
+        (posted, actual)
+        for entered, posted, actual in report.guests
+        if any(start + 300 <= entered < end for start, end in spans[:2])
+    ]
+    assert during
+    assert sum(abs(p - a) for p, a in during) / len(during) <= 10 * 60
 
 
 if __name__ == "__main__":  # pragma: no cover - a report for people

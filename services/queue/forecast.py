@@ -38,6 +38,8 @@ TAIL = 6 * 3600.0
 Z80 = 1.2816
 # Joining times averaged per slot.
 SAMPLES = 5
+# A line this long (seconds of service) marks a ride in demand.
+POPULAR_LINE = 900.0
 # Time constant (s) over which a line's present growth or shrinking fades.
 FADE = 1200.0
 
@@ -82,22 +84,29 @@ def slot_start(t: float) -> float:
 def arrival_model(
     now_rate: float,
     standby_capacity: float,
+    line_seconds: float,
     population_ratio: Callable[[float], float],
     t: float,
     fade: float = FADE,
 ) -> Callable[[float], float]:
     """Arrivals per second at a future instant.
 
-    The gap between the present rate and what the ride serves fades with time
-    constant `fade`: a line growing now is joined by fewer once the board shows
-    it long, a line shrinking now draws guests back. What remains follows the
-    park's population.
+    Arrivals beyond what the ride serves fade with time constant `fade`: a
+    line growing now is joined by fewer once the board shows it long. Fewer
+    arrivals than it serves fade back only at a ride with a long line (a
+    dip in a popular ride's crowd), not at a quiet one (`line_seconds` is the
+    line now, in seconds of service). What remains follows the population.
     """
-    gap = now_rate - standby_capacity
+    popular = min(max(line_seconds / POPULAR_LINE, 0.0), 1.0)
+    settled = (
+        standby_capacity
+        if now_rate >= standby_capacity
+        else now_rate + popular * (standby_capacity - now_rate)
+    )
 
     def rate(at: float) -> float:
         ahead = max(at - t, 0.0)
-        return population_ratio(ahead) * max(standby_capacity + gap * math.exp(-ahead / fade), 0.0)
+        return population_ratio(ahead) * (settled + (now_rate - settled) * math.exp(-ahead / fade))
 
     return rate
 

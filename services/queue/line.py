@@ -293,10 +293,20 @@ class LineTwin:
         undisturbed = not self._stopped_between(entry.at, at)
         if undisturbed and entry.raw is not None:
             self.residuals.observe((at - entry.at) - entry.raw)
-        if undisturbed and entry.ahead < max(1.0, 0.5 * self.riders_per_dispatch):
-            start = self.cluster.start
-            self.walk.observe(start - self.dispatch_interval - entry.at, start - entry.at)
+        self._learn_walk(entry, undisturbed)
         return Boarding(boarded, self._prune_passed(entry.at))
+
+    def _learn_walk(self, entry: Entry, undisturbed: bool) -> None:
+        """A guest who met an empty line and boarded right after a dispatch that
+        left without them was still walking at that dispatch. (Without a
+        dispatch seen just before, a long wait could as well be a stop.)"""
+        assert self.cluster is not None
+        start, prev = self.cluster.start, self._prev_start
+        if not undisturbed or entry.ahead >= max(1.0, 0.5 * self.riders_per_dispatch):
+            return
+        if prev is None or not start - 1.5 * self.dispatch_interval <= prev < start:
+            return
+        self.walk.observe(max(prev - entry.at, 0.0), start - entry.at)
 
     def remove(self, guest: str) -> bool:
         """The guest was seen elsewhere (another line, the exit): they left."""

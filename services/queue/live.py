@@ -102,7 +102,7 @@ class LiveTwin:
         self._published: dict[str, Published] = {}
         self._updated: dict[str, float] = {}
         self._tip: dict[str, pb.AttractionWait] = {}
-        self._forecasts: dict[str, tuple[float, int, list[SlotForecast]]] = {}
+        self._forecasts: dict[str, tuple[float, int, int, list[SlotForecast]]] = {}
         self._published_forecasts: dict[str, tuple[float, dict[float, float]]] = {}
         self._last_sample_minute: int | None = None
         self._forecast_cursor = 0
@@ -281,13 +281,13 @@ class LiveTwin:
             status_events = self._status_events(attraction, t)
             if status_events:
                 events += status_events
-                samples.append(self._sample(attraction, t))
+                samples.append(self.sample(attraction, t))
         events += self.wait_events(self.attractions, t)
         events += self._forecast_events(t)
         minute = int(t // 60)
         if minute != self._last_sample_minute:
             self._last_sample_minute = minute
-            samples += [self._sample(a, minute * 60.0) for a in self.attractions]
+            samples += [self.sample(a, minute * 60.0) for a in self.attractions]
         if events:
             async with self.store.pool.acquire() as conn, conn.transaction():
                 await self.store.append_events(conn, events)
@@ -351,7 +351,7 @@ class LiveTwin:
         payload = pb.WatchQueueEventsResponse(status_changed=message).SerializeToString()
         return [(STATUS_CHANGED, attraction, payload, instant(max(current.since, t)))]
 
-    def _sample(self, attraction: str, at: float) -> SampleRow:
+    def sample(self, attraction: str, at: float) -> SampleRow:
         estimate = self.twin.estimate(attraction, max(at, self.now()))
         posted = estimate.posted
         line = self.twin.lines[attraction]
@@ -394,16 +394,23 @@ class LiveTwin:
         """Slots from the current one to closing (or `slots` of them), cached a minute."""
         wanted = slots or self.slots_until_close(attraction, t)
         version = self.twin.version(attraction)
+        status_version = self.twin.status_version(attraction)
         cached = self._forecasts.get(attraction)
         if cached is not None:
-            made, made_version, result = cached
-            fresh = 0 <= t - made < FORECAST_EVERY and (made_version == version or t - made < 15.0)
+            made, made_version, made_status, result = cached
+            # A minute old at most; taps may move the line for a few seconds
+            # before it is worth projecting again, a status change may not.
+            fresh = (
+                0 <= t - made < FORECAST_EVERY
+                and made_status == status_version
+                and (made_version == version or t - made < 15.0)
+            )
             if fresh and slot_start(made) == slot_start(t) and len(result) >= wanted:
                 return result[:wanted]
         result = self.twin.forecast(
             attraction, t, max(wanted, self.slots_until_close(attraction, t))
         )
-        self._forecasts[attraction] = (t, version, result)
+        self._forecasts[attraction] = (t, version, status_version, result)
         return result[:wanted]
 
     def _refresh_tip(self, attraction: str, estimate: Estimate) -> None:

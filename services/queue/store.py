@@ -203,7 +203,7 @@ class QueueStore:
             "INSERT INTO taps (tap_id, kind, attraction_id, guest_id, tapped_at, entitlement_id, "
             "raw_wait_s, posted_wait_s) "
             "SELECT * FROM unnest($1::text[], $2::smallint[], $3::text[], $4::text[], "
-            "$5::timestamptz[], $6::text[], $7::real[], $8::real[]) "
+            "$5::timestamptz[], $6::text[], $7::float8[], $8::float8[]) "
             "ON CONFLICT (tap_id) DO NOTHING",
             [r.tap_id for r in rows],
             [r.kind for r in rows],
@@ -622,10 +622,10 @@ class QueueStore:
     ) -> list[tuple[str, bool]]:
         """Bookings whose window (with grace) ended before `before`: (id, any redeemed)."""
         rows = await conn.fetch(
-            "SELECT b.booking_id, bool_or(g.redeemed_at IS NOT NULL) AS used "
-            "FROM bookings b JOIN booking_guests g USING (booking_id) "
-            "WHERE b.status = ANY($2::smallint[]) AND b.window_end < $1 "
-            "GROUP BY b.booking_id FOR UPDATE OF b SKIP LOCKED",
+            "SELECT b.booking_id, EXISTS (SELECT 1 FROM booking_guests g "
+            "WHERE g.booking_id = b.booking_id AND g.redeemed_at IS NOT NULL) AS used "
+            "FROM bookings b WHERE b.status = ANY($2::smallint[]) AND b.window_end < $1 "
+            "FOR UPDATE OF b SKIP LOCKED",
             before,
             list(statuses),
         )

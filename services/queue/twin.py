@@ -144,6 +144,7 @@ class Twin:
     day_start: float | None = None
 
     _versions: dict[str, int] = field(default_factory=dict)
+    _status_versions: dict[str, int] = field(default_factory=dict)
     _estimates: dict[str, Estimate] = field(default_factory=dict)
     _snapshots: dict[str, deque[ForecastSnapshot]] = field(default_factory=dict)
     _hazard: tuple[float, float] | None = None
@@ -280,8 +281,10 @@ class Twin:
             self.returns[attraction] = arrivals
             self._touch(attraction)
 
-    def _touch(self, attraction: str) -> None:
+    def _touch(self, attraction: str, status: bool = False) -> None:
         self._versions[attraction] = self._versions.get(attraction, 0) + 1
+        if status:
+            self._status_versions[attraction] = self._status_versions.get(attraction, 0) + 1
 
     def _score(self, attraction: str, boarded: Boarded) -> None:
         actual = boarded.boarded_at - boarded.entered_at
@@ -312,7 +315,7 @@ class Twin:
 
     def set_ops(self, attraction: str, decision: OpsStatus) -> None:
         self.ops[attraction] = decision
-        self._touch(attraction)
+        self._touch(attraction, status=True)
 
     def refresh_status(self, attraction: str, t: float) -> tuple[Status | None, Status] | None:
         """(previous, current) when the status changed since last asked, else None.
@@ -322,6 +325,7 @@ class Twin:
         if current.same_as(previous) and previous is not None:
             return None
         self.known_status[attraction] = current
+        self._touch(attraction, status=True)
         line = self.lines[attraction]
         stopping = current.status == DOWN or (
             current.status == CLOSED and current.reason != SCHEDULED
@@ -432,8 +436,13 @@ class Twin:
         standby_capacity = rate * (1.0 - share_used)
         weight = line.guest_weight()
         arrivals = line.arrivals.rate(t) * weight
+        line_seconds = len(line.standby) * weight / max(standby_capacity, 1e-9)
         model = arrival_model(
-            arrivals, standby_capacity, lambda ahead: self.population.ratio(t, ahead), t
+            arrivals,
+            standby_capacity,
+            line_seconds,
+            lambda ahead: self.population.ratio(t, ahead),
+            t,
         )
         projection = Projection(
             t=t,
@@ -465,7 +474,12 @@ class Twin:
     # --- figures --------------------------------------------------------------
 
     def version(self, attraction: str) -> int:
+        """Changes with any of the line's figures."""
         return self._versions.get(attraction, 0)
+
+    def status_version(self, attraction: str) -> int:
+        """Changes with the attraction's status (ops or the schedule)."""
+        return self._status_versions.get(attraction, 0)
 
     def accuracy(self) -> tuple[float, float, int]:
         """Mean absolute error and bias (posted - actual, seconds) of recent riders."""

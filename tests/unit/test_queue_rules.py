@@ -263,11 +263,16 @@ def test_a_stop_and_the_closing_show_in_the_slots() -> None:
 
 
 def test_arrivals_follow_the_population_and_the_excess_fades() -> None:
-    model = arrival_model(2.0, 1.0, lambda _ahead: 1.0, 0.0, fade=600.0)
+    model = arrival_model(2.0, 1.0, 0.0, lambda _ahead: 1.0, 0.0, fade=600.0)
     assert model(0.0) == pytest.approx(2.0)
     assert model(6000.0) == pytest.approx(1.0, abs=1e-3)
-    growing = arrival_model(1.0, 1.0, lambda ahead: 1.0 + ahead / 3600.0, 0.0)
+    growing = arrival_model(1.0, 1.0, 0.0, lambda ahead: 1.0 + ahead / 3600.0, 0.0)
     assert growing(3600.0) == pytest.approx(2.0)
+    # A quiet ride stays quiet; a dip at a ride with a long line comes back.
+    assert arrival_model(0.2, 1.0, 60.0, lambda _a: 1.0, 0.0)(7200.0) < 0.3
+    assert arrival_model(0.2, 1.0, 1800.0, lambda _a: 1.0, 0.0)(7200.0) == pytest.approx(
+        1.0, abs=0.01
+    )
 
 
 def test_forecast_errors_start_from_a_prior_and_learn() -> None:

@@ -17,8 +17,8 @@ CREATE TABLE taps (
     entitlement_id  text NOT NULL DEFAULT '',
     -- Standby taps: what the twin would have posted when the guest joined,
     -- before and after its correction (seconds).
-    raw_wait_s      real,
-    posted_wait_s   real
+    raw_wait_s      double precision,
+    posted_wait_s   double precision
 );
 CREATE INDEX taps_by_time ON taps (tapped_at, seq);
 CREATE INDEX taps_by_attraction ON taps (attraction_id, kind, tapped_at);

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 
-from services.platform.config import Settings
+from services.platform.clock import VenueClock
+from services.platform.config import Settings, clock_env
 from services.platform.server import RunningService, Runtime, ServiceDefinition, start
 from services.queue import service as queue_service
 from services.queue.feeds import Batch
@@ -108,7 +109,11 @@ class Queue:
         return int(value)
 
 
-def queue_settings(data_dir: Path, database_url: str, identity_address: str) -> Settings:
+def queue_settings(
+    data_dir: Path, database_url: str, identity_address: str, clock: VenueClock | None = None
+) -> Settings:
+    """Settings of a queue instance (sharing `clock` with another, if given)."""
+    clock = clock or VenueClock(VENUE_START, time.time())
     return Settings.from_env(
         "queue",
         env={
@@ -119,8 +124,7 @@ def queue_settings(data_dir: Path, database_url: str, identity_address: str) -> 
             # Nothing listens here: the feeds retry quietly; tests inject events.
             "VENUE_ACCESS_ADDR": f"127.0.0.1:{free_port()}",
             "VENUE_LOCATION_ADDR": f"127.0.0.1:{free_port()}",
-            "VENUE_CLOCK_START": VENUE_START.isoformat(),
-            "VENUE_CLOCK_ANCHOR": repr(time.time()),
+            **clock_env(clock),
             "VENUE_SHUTDOWN_GRACE": "1",
         },
     )

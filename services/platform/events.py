@@ -38,6 +38,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 import asyncpg
 import grpc
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -260,7 +261,9 @@ class EventHub:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 woken = self._wake.is_set()
                 self._wake.clear()
-                got = await self._read_new()
+                # Tailing is housekeeping, not a request: no trace per poll.
+                with suppress_instrumentation():
+                    got = await self._read_new()
                 # A wake-up with nothing visible means a commit is hidden behind an
                 # older running transaction: look again shortly.
                 retry_soon = 10 if woken and not got else max(0, retry_soon - 1)

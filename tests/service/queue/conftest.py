@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 
+from services.access.service import DEFINITION as ACCESS
 from services.platform.clock import VenueClock
 from services.platform.config import Settings, clock_env
 from services.platform.server import RunningService, Runtime, ServiceDefinition, start
@@ -29,12 +30,17 @@ from services.queue.messages import ts
 from services.queue.service import QueueApp
 from services.runner.suite import free_port
 from tests.service.conftest import DESK, OPS, Identity
+from tests.support.stubs import bearer
 from venue.access.v1 import access_pb2 as apb
+from venue.access.v1 import access_pb2_grpc
+from venue.common.v1 import common_pb2
 from venue.location.v1 import location_pb2 as lpb
 from venue.queue.v1 import queue_pb2_grpc
 
 TZ = ZoneInfo("America/New_York")
 VENUE_START = datetime(2026, 7, 1, 11, 0, tzinfo=TZ)
+# One venue clock for every service of the session.
+CLOCK = VenueClock(VENUE_START, time.time())
 
 POINT_KINDS = {
     "standby": apb.ACCESS_POINT_KIND_RIDE_STANDBY_ENTRANCE,
@@ -52,9 +58,39 @@ class Queue:
     ops: str
     desk: str
     address: str
+    access: access_pb2_grpc.AccessServiceAsyncStub
 
     def now(self) -> float:
         return self.app.live.now()
+
+    async def ticket(self, guest_id: str) -> str:
+        """A park ticket for today (the venue date of the queue's clock),
+        sold at the desk in access."""
+        day = self.app.desk.day(self.now())
+        reply = await self.access.CreateEntitlement(
+            apb.CreateEntitlementRequest(
+                guest_id=guest_id,
+                park_ticket=apb.ParkTicket(
+                    valid_dates=[common_pb2.VenueDate(year=day.year, month=day.month, day=day.day)]
+                ),
+                idempotency_key=uuid.uuid4().hex,
+            ),
+            metadata=bearer(self.desk),
+        )
+        return str(reply.entitlement.entitlement_id)
+
+    async def passes(self, party_id: str) -> list[apb.Entitlement]:
+        """The party's return-time and virtual-queue passes as access holds them."""
+        reply = await self.access.ListEntitlements(
+            apb.ListEntitlementsRequest(
+                party_id=party_id,
+                kinds=[apb.ENTITLEMENT_KIND_RETURN_TIME, apb.ENTITLEMENT_KIND_VIRTUAL_QUEUE],
+                include_inactive=True,
+                page=common_pb2.PageRequest(page_size=100),
+            ),
+            metadata=bearer(self.desk),
+        )
+        return list(reply.entitlements)
 
     def tap_event(
         self,
@@ -110,10 +146,14 @@ class Queue:
 
 
 def queue_settings(
-    data_dir: Path, database_url: str, identity_address: str, clock: VenueClock | None = None
+    data_dir: Path,
+    database_url: str,
+    identity_address: str,
+    clock: VenueClock | None = None,
+    access_address: str | None = None,
 ) -> Settings:
     """Settings of a queue instance (sharing `clock` with another, if given)."""
-    clock = clock or VenueClock(VENUE_START, time.time())
+    clock = clock or CLOCK
     return Settings.from_env(
         "queue",
         env={
@@ -121,8 +161,9 @@ def queue_settings(
             "DATABASE_URL": database_url,
             "VENUE_QUEUE_ADDR": "127.0.0.1:0",
             "VENUE_IDENTITY_ADDR": identity_address,
-            # Nothing listens here: the feeds retry quietly; tests inject events.
-            "VENUE_ACCESS_ADDR": f"127.0.0.1:{free_port()}",
+            # Without access, nothing listens here: the feed retries quietly
+            # and tests inject the events it would carry.
+            "VENUE_ACCESS_ADDR": access_address or f"127.0.0.1:{free_port()}",
             "VENUE_LOCATION_ADDR": f"127.0.0.1:{free_port()}",
             **clock_env(clock),
             "VENUE_SHUTDOWN_GRACE": "1",
@@ -151,14 +192,41 @@ async def start_queue(settings: Settings) -> tuple[RunningService, QueueApp]:
 
 
 @pytest.fixture(scope="session")
-async def queue(identity: Identity, data_dir: Path, database_url: str) -> AsyncIterator[Queue]:
-    settings = queue_settings(data_dir, database_url, identity.address)
+async def access(identity: Identity, data_dir: Path, database_url: str) -> AsyncIterator[str]:
+    """The real access service on its own socket, on the queue's venue clock:
+    bookings check tickets in it and write their passes into it."""
+    settings = Settings.from_env(
+        "access",
+        env={
+            "VENUE_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "VENUE_IDENTITY_ADDR": identity.address,
+            "VENUE_ACCESS_ADDR": "127.0.0.1:0",
+            "VENUE_SHUTDOWN_GRACE": "1",
+            **clock_env(CLOCK),
+        },
+    )
+    running = await start(ACCESS, settings)
+    yield f"127.0.0.1:{running.port}"
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+async def queue(
+    identity: Identity, access: str, data_dir: Path, database_url: str
+) -> AsyncIterator[Queue]:
+    settings = queue_settings(data_dir, database_url, identity.address, access_address=access)
     running, app = await start_queue(settings)
     address = f"127.0.0.1:{running.port}"
     channel = grpc.aio.insecure_channel(address)
     stub: queue_pb2_grpc.QueueServiceAsyncStub = queue_pb2_grpc.QueueServiceStub(channel)
     _, ops = await identity.staff(OPS)
     _, desk = await identity.staff(DESK)
-    yield Queue(running, app, stub, identity, ops, desk, address)
+    access_channel = grpc.aio.insecure_channel(access)
+    access_stub: access_pb2_grpc.AccessServiceAsyncStub = access_pb2_grpc.AccessServiceStub(
+        access_channel
+    )
+    yield Queue(running, app, stub, identity, ops, desk, address, access_stub)
+    await access_channel.close()
     await channel.close()
     await running.stop()

@@ -238,7 +238,11 @@ class BookingDesk:
             state = await self.store.virtual_queue(conn, attraction, day)
             size = rules.group_size(*self._throughput(attraction), self.lines.return_share)
             group, next_group, next_guests = rules.assign_group(
-                state.next_group, state.next_group_guests, len(guests), size
+                state.next_group,
+                state.next_group_guests,
+                len(guests),
+                size,
+                state.last_called_group,
             )
             call_at = self._estimated_call(attraction, state, group, t)
             _, closes_at = self.live.twin.hours_of(attraction, t)
@@ -641,7 +645,7 @@ class BookingDesk:
                 state = self._vq_state[attraction]
                 size = rules.group_size(*self._throughput(attraction), self.lines.return_share)
                 next_group, _, _ = rules.assign_group(
-                    state.next_group, state.next_group_guests, 1, size
+                    state.next_group, state.next_group_guests, 1, size, state.last_called_group
                 )
                 call_at = self._estimated_call(attraction, state, next_group, t)
                 _, closes_at = self.live.twin.hours_of(attraction, t)

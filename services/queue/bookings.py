@@ -97,10 +97,13 @@ def group_size(throughput_per_hour: float, nameplate_per_hour: float, share: flo
 
 
 def assign_group(
-    next_group: int, next_group_guests: int, party: int, size: int
+    next_group: int, next_group_guests: int, party: int, size: int, last_called: int = 0
 ) -> tuple[int, int, int]:
     """(group for the party, next group, guests in it): a party is never split,
-    and a group is closed once full."""
+    a group is closed once full, and a group already called takes nobody more
+    (its call has gone out: a guest put in it would never be called)."""
+    if next_group <= last_called:
+        next_group, next_group_guests = last_called + 1, 0
     if next_group_guests > 0 and next_group_guests + party > size:
         next_group += 1
         next_group_guests = 0

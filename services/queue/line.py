@@ -244,7 +244,9 @@ class LineTwin:
         if current is not None and at - current.at < 120.0:
             return  # tapped twice at the entrance: still the first entry
         if current is not None:
+            # Tapped in again long after: they had left and came back.
             self._drop_standby(guest)
+            self.left_seen += 1
         self.returning.pop(guest, None)
         ahead = len(self.standby) + len(self.returning)
         self.standby[guest] = Entry(tap_id, at, ahead, raw, posted)
@@ -259,7 +261,9 @@ class LineTwin:
     def tap_merge(self, guest: str, at: float, tap_id: str) -> None:
         self.seen.add(tap_id)
         if guest in self.standby:
+            # Left standby for the return line without riding from standby.
             self._drop_standby(guest)
+            self.left_seen += 1
         if guest not in self.returning:
             self.returning[guest] = at
             self.merges.add(at)

@@ -240,3 +240,27 @@ def test_replayed_and_duplicated_facts_leave_the_twin_as_once(
     for fact, estimate in zip(stream, recorded, strict=True):
         restarted.apply(fact, recorded=estimate)
     assert fingerprint(restarted) == fingerprint(once)
+
+
+@settings(max_examples=60, deadline=None)
+@given(facts)
+def test_the_standby_line_conserves_its_guests(raw: list[tuple[TapKind, int, float, str]]) -> None:
+    """Every guest who tapped in is in the line, has boarded from it, or has
+    left it (seen elsewhere, tapped in again, merged, or passed by later
+    guests); and every distinct boarding tap is one rider, from standby, the
+    return merge, or without a tap before."""
+    stream = _facts(raw)
+    twin = _twin()
+    for fact in stream:
+        twin.apply(fact)
+        twin.apply(fact)  # redelivered: counts once
+    for attraction, line in twin.lines.items():
+        out = line.boarded_standby + line.left_seen + line.left_unseen
+        assert line.entered == len(line.standby) + out
+        assert len(line.standby) == len(line.standby_times())
+        boardings = sum(
+            1 for f in stream if f.kind is TapKind.BOARDING and f.attraction_id == attraction
+        )
+        riders = line.boarded_standby + line.boarded_return + line.boarded_untapped
+        assert riders == boardings
+        assert line.line_length() >= len(line.standby)

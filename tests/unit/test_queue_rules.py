@@ -97,20 +97,80 @@ def test_holdings_limit_and_one_booking_per_attraction() -> None:
     assert violation is not None and violation[0] == "a"
 
 
-@given(st.lists(st.integers(1, 8), max_size=60), st.integers(1, 20))
-def test_virtual_queue_groups_never_split_a_party_nor_overfill(
-    parties: list[int], size: int
+vq_steps = st.lists(
+    st.one_of(st.integers(1, 8).map(lambda n: ("join", n)), st.just(("call", 0))),
+    max_size=80,
+)
+
+
+@settings(max_examples=150)
+@given(vq_steps, st.integers(1, 20))
+def test_virtual_queue_groups_never_split_overfill_nor_strand_a_party(
+    steps: list[tuple[str, int]], size: int
 ) -> None:
-    group, guests = 1, 0
+    """Joins and calls in any order: a party is one group, a group holds at
+    most its size (or one party bigger than it), groups run in order, and no
+    party lands in a group already called (it would never be called)."""
+    group, guests, last_called = 1, 0, 0
     by_group: dict[int, list[int]] = {}
     last = 0
-    for party in parties:
-        assigned, group, guests = rules.assign_group(group, guests, party, size)
+    for op, party in steps:
+        if op == "call":
+            waiting = [g for g in by_group if g > last_called]
+            if waiting:
+                last_called = min(waiting)
+            continue
+        assigned, group, guests = rules.assign_group(group, guests, party, size, last_called)
+        assert assigned > last_called
         assert assigned >= last
         last = assigned
         by_group.setdefault(assigned, []).append(party)
+        assert guests == sum(by_group[assigned])
     for members in by_group.values():
         assert sum(members) <= size or len(members) == 1
+
+
+holding_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("book"),
+            st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True),
+            st.integers(0, 6),
+        ),
+        st.tuples(st.just("cancel"), st.just([0]), st.integers(0, 40)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=150)
+@given(holding_steps, st.integers(1, 4))
+def test_no_guest_ever_holds_more_than_the_limit_nor_two_for_one_ride(
+    steps: list[tuple[str, list[int], int]], limit: int
+) -> None:
+    """Bookings and cancellations in any order, admitted only past the holding
+    rule: no guest ever holds more than the venue's limit of open bookings, nor
+    two for one attraction; and a refusal names a guest who really is at the
+    limit or already booked there."""
+    active: list[tuple[list[str], int]] = []
+    for op, members, b in steps:
+        if op == "cancel":
+            if active:
+                active.pop(b % len(active))
+            continue
+        guests = [f"g{m}" for m in members]
+        held = {g: sum(g in who for who, _ in active) for g in guests}
+        here = {g for who, ride in active if ride == b for g in who if g in guests}
+        verdict = rules.holdings_violation(guests, held, here, limit)
+        if verdict is None:
+            active.append((guests, b))
+        else:
+            guest, _ = verdict
+            assert guest in here or held[guest] >= limit
+        for g in (f"g{m}" for m in range(6)):
+            mine = [ride for who, ride in active if g in who]
+            assert len(mine) <= limit
+            assert len(mine) == len(set(mine))
 
 
 def test_cancel_and_expiry_outcomes() -> None:

@@ -372,14 +372,18 @@ class BookingDesk:
             return new_id
 
         new_id = await self.store.idempotent(idem, bytes.decode, str.encode, work)
-        return await self._after_write(new_id, attraction)
+        # The old passes are revoked before the reply too: a guest told of the
+        # move should not find both windows open at the merge.
+        return await self._after_write(new_id, attraction, booking_id)
 
-    async def _after_write(self, booking_id: str, attraction: str) -> BookingRecord:
+    async def _after_write(self, booking_id: str, attraction: str, *others: str) -> BookingRecord:
         """After commit: deliver the events, write the passes now if access
         answers (the keeper retries otherwise), and show availability."""
         self.live.hub.poke()
         try:
-            await self.passes.sync(booking_id)
+            for changed in (*others, booking_id):
+                if not await self.passes.sync(changed):
+                    break
         except Exception:
             log.warning("writing passes failed; the keeper retries", exc_info=True)
         self.passes.poke()

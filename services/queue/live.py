@@ -31,6 +31,7 @@ from services.queue.forecast import SLOT, SlotForecast, slot_start
 from services.queue.messages import dur, forecast_message, instant, seconds, ts
 from services.queue.schedule import CLOSED, SCHEDULED, OpsStatus, Status
 from services.queue.store import QueueStore, SampleRow, StatusRow, TapRow
+from services.queue.telemetry import forecast_horizons
 from services.queue.twin import Estimate, TapFact, TapKind, Twin
 from services.queue.venue_lines import VenueLines
 from services.venue_model import AccessPointKind
@@ -104,6 +105,10 @@ class LiveTwin:
         self._tip: dict[str, pb.AttractionWait] = {}
         self._forecasts: dict[str, tuple[float, int, int, list[SlotForecast]]] = {}
         self._published_forecasts: dict[str, tuple[float, dict[float, float]]] = {}
+        # What the metrics report (read from the exporter's thread: plain
+        # values, replaced whole): posted seconds, forecast minutes by horizon.
+        self.posted_gauge: dict[str, float | None] = {}
+        self.forecast_gauge: dict[str, dict[str, float]] = {}
         self._last_sample_minute: int | None = None
         self._forecast_cursor = 0
         self.availability: Callable[[str], Availability] = lambda _: (
@@ -153,6 +158,7 @@ class LiveTwin:
             self.twin.refresh_status(attraction, t)
             estimate = self.twin.estimate(attraction, t)
             self._published[attraction] = self._figures(attraction, estimate)
+            self.posted_gauge[attraction] = self._published[attraction].posted
             self._refresh_tip(attraction, estimate)
         return len(facts)
 
@@ -317,6 +323,7 @@ class LiveTwin:
             if not should_publish(prev, figures):
                 continue
             self._published[attraction] = figures
+            self.posted_gauge[attraction] = figures.posted
             self._updated[attraction] = t
             self._refresh_tip(attraction, estimate)
             line = self.twin.lines[attraction]
@@ -374,6 +381,7 @@ class LiveTwin:
             if published is not None and t - published[0] < FORECAST_EVERY:
                 continue
             slots = self.forecast(attraction, t)
+            self.forecast_gauge[attraction] = forecast_horizons(slots, t)
             waits = {s.start: s.wait for s in slots}
             if published is not None and not _moved(published[1], waits):
                 continue

@@ -34,6 +34,7 @@ from services.queue.policy import POLICY
 from services.queue.schedule import VenueCalendar
 from services.queue.servicer import QueueServicer
 from services.queue.store import QueueStore
+from services.queue.telemetry import observe_waits
 from services.queue.twin import Twin
 from services.queue.venue_lines import venue_lines
 from services.venue_model import load_venue
@@ -94,6 +95,7 @@ async def build(runtime: Runtime) -> QueueApp:
     passes = PassKeeper(store, access)
     parties = PartyDirectory()
     desk = BookingDesk(store, live, lines, parties, access, passes)
+    observe_waits(live.posted_gauge, live.forecast_gauge)
     restored = await live.restore()
     log.info("twin restored", extra={"facts": restored, "attractions": len(lines.specs)})
     clock = settings.clock

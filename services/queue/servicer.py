@@ -28,6 +28,7 @@ from services.queue.messages import (
 )
 from services.queue.schedule import CLOSED, DOWN, SCHEDULED, OpsStatus
 from services.queue.store import BookingRecord, Idem, QueueStore
+from services.queue.telemetry import set_attraction
 from venue.access.v1 import access_pb2 as apb
 from venue.common.v1 import common_pb2
 from venue.queue.v1 import queue_pb2 as pb
@@ -86,6 +87,7 @@ class QueueServicer(queue_pb2_grpc.QueueServiceServicer):
         attraction = validation.ref(value, field)
         if attraction not in self._live.lines.specs:
             raise NotFound("attraction", attraction)
+        set_attraction(attraction)
         return attraction
 
     def _attractions(self, values: Any, field: str = "attraction_ids") -> list[str]:
@@ -120,6 +122,7 @@ class QueueServicer(queue_pb2_grpc.QueueServiceServicer):
         record = await self._store.get_booking(booking_id)
         if record is None:
             raise NotFound("booking", booking_id)
+        set_attraction(record.attraction_id)
         party = self._caller_party()
         if party is not None and record.party_id != party:
             raise PermissionDenied("not allowed to see another party's booking")

@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from services.queue import bookings as rules
+from services.queue.messages import ts
 from tests.service.conftest import GATE, Guest
 from tests.service.queue.conftest import Queue
 from tests.service.queue.test_queue_waits import eventually, next_event, service_token
@@ -31,6 +32,7 @@ DENIED = grpc.StatusCode.PERMISSION_DENIED
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+RIDE_SCANNER = common_pb2.DEVICE_KIND_RIDE_SCANNER
 
 VQ_RIDE = "canopy-wings"  # the park's one virtual queue
 NO_BOOKINGS = "sky-carpets"  # neither return times nor a virtual queue
@@ -691,3 +693,80 @@ async def test_return_slots_for_guests_staff_and_itinerary_not_devices(queue: Qu
     starts = [s.window.start.seconds for s in [*first.slots, *second.slots]]
     assert starts == sorted(set(starts))
     assert all(s.remaining >= 4 for s in [*first.slots, *second.slots])
+
+
+# --- what access tells the booking side -------------------------------------------------------
+
+
+async def test_a_pass_used_at_the_merge_redeems_the_booking_and_joins_the_return_line(
+    queue: Queue,
+) -> None:
+    """The guest taps their band at the return merge through access; the
+    queue hears it on access's stream."""
+    ride = "galaxy-blasters"
+    merge = queue.app.live.lines.specs[ride].merge_point
+    assert merge is not None
+    guest = await ticketed(queue)
+    booking = await book(queue, guest.token, ride, [guest.guest_id])
+    assert booking.window.start.ToSeconds() <= queue.now() < booking.window.end.ToSeconds()
+    band_uid = f"BAND-{uuid.uuid4().hex[:12]}"
+    await queue.identity.stub.LinkBand(
+        ipb.LinkBandRequest(guest_id=guest.guest_id, band_uid=band_uid),
+        metadata=bearer(guest.token),
+    )
+    _, scanner = await queue.identity.device(RIDE_SCANNER, merge)
+    before = queue.app.live.twin.lines[ride].boarded_return + len(
+        queue.app.live.twin.lines[ride].returning
+    )
+    tap = await queue.access.Tap(
+        apb.TapRequest(
+            access_point_id=merge,
+            band_uid=band_uid,
+            tapped_at=ts(queue.now()),
+            idempotency_key=key(),
+        ),
+        metadata=bearer(scanner),
+    )
+    assert tap.decision == apb.TAP_DECISION_ALLOW, tap.deny_reason
+    assert tap.entitlement_id == booking.entitlement_ids[0]
+
+    async def redeemed() -> bool:
+        found = await queue.stub.GetBooking(
+            pb.GetBookingRequest(booking_id=booking.booking_id), metadata=bearer(guest.token)
+        )
+        return found.booking.status == pb.BOOKING_STATUS_REDEEMED
+
+    await eventually(redeemed, timeout=10.0)
+    line = queue.app.live.twin.lines[ride]
+    assert line.boarded_return + len(line.returning) == before + 1
+    # Used: it no longer counts against the guest's holdings, nor cancels.
+    err = await expect_error(
+        queue.stub.CancelBooking(
+            pb.CancelBookingRequest(booking_id=booking.booking_id), metadata=bearer(guest.token)
+        ),
+        FAILED,
+    )
+    assert reason(err) == "BOOKING_FINISHED"
+
+
+async def test_a_pass_staff_revoke_in_access_cancels_the_booking(queue: Queue) -> None:
+    guest = await ticketed(queue)
+    booking = await book(queue, guest.token, "honey-bear-hollow", [guest.guest_id])
+    await queue.access.RevokeEntitlement(
+        apb.RevokeEntitlementRequest(
+            entitlement_id=booking.entitlement_ids[0], reason=apb.REVOCATION_REASON_STAFF
+        ),
+        metadata=bearer(queue.desk),
+    )
+
+    async def cancelled() -> bool:
+        found = await queue.stub.GetBooking(
+            pb.GetBookingRequest(booking_id=booking.booking_id), metadata=bearer(queue.ops)
+        )
+        return found.booking.status == pb.BOOKING_STATUS_CANCELLED
+
+    await eventually(cancelled, timeout=10.0)
+    found = await queue.stub.GetBooking(
+        pb.GetBookingRequest(booking_id=booking.booking_id), metadata=bearer(queue.ops)
+    )
+    assert found.booking.cancel_reason == pb.CANCEL_REASON_STAFF

@@ -1,5 +1,6 @@
-"""Queue's metrics (docs/observability.md): every attraction's posted wait and
-its forecast wait a few horizons ahead, as gauges in minutes.
+"""Queue's metrics (docs/observability.md, named in services/platform/semconv):
+every attraction's posted wait and its forecast wait a few horizons ahead, as
+gauges in minutes.
 
 Both are read from what the twin last published on its own event loop (the
 tip board's posted wait, the forecast it last projected), never computed in
@@ -15,14 +16,16 @@ from collections.abc import Iterable, Mapping
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from services.platform import semconv
 from services.queue.forecast import SLOT, SlotForecast
 from services.queue.schedule import CLOSED
 
 # How far ahead the forecast gauge looks (minutes), as `venue.horizon` labels.
 HORIZONS = {"15m": 15, "30m": 30, "60m": 60, "120m": 120}
 
-ATTRACTION = "venue.attraction"
-HORIZON = "venue.horizon"
+ATTRACTION = semconv.ATTRACTION
+HORIZON = semconv.HORIZON
+POSTED, FORECAST = semconv.QUEUE_POSTED_WAIT, semconv.QUEUE_FORECAST_WAIT
 
 
 def set_attraction(attraction: str) -> None:
@@ -79,15 +82,10 @@ def observe_waits(
     def forecast_now(_: CallbackOptions) -> Iterable[Observation]:
         return forecast_observations(forecasts)
 
-    meter.create_observable_gauge(
-        "venue.queue.posted_wait",
-        callbacks=[posted_now],
-        unit="min",
-        description="The standby wait posted for a guest joining now",
-    )
-    meter.create_observable_gauge(
-        "venue.queue.forecast_wait",
-        callbacks=[forecast_now],
-        unit="min",
-        description="The forecast standby wait for a guest joining this far ahead",
-    )
+    for metric, callback in ((POSTED, posted_now), (FORECAST, forecast_now)):
+        meter.create_observable_gauge(
+            metric.name,
+            callbacks=[callback],
+            unit=metric.unit,
+            description=metric.description,
+        )

@@ -417,3 +417,16 @@ def _gauge_points(metric: Metric) -> list[NumberDataPoint]:
 
 async def _ready(gauge: dict[str, dict[str, float]], count: int) -> bool:
     return len(gauge) >= count
+
+
+async def test_a_tap_dated_in_the_future_counts_now_and_hides_nothing(queue: Queue) -> None:
+    """A scanner whose clock runs a year ahead must not roll the twin's day
+    over: its tap counts as of its arrival, and later real taps still count."""
+    ride = "star-voyager"
+    line = queue.app.live.twin.lines[ride]
+    entered = line.entered
+    await queue.tap("standby", ride, guest_id(), at=queue.now() + 365 * 86400.0)
+    await queue.tap("standby", ride, guest_id())
+    line = queue.app.live.twin.lines[ride]
+    assert line.entered == entered + 2
+    assert all(at <= queue.now() for at in line.standby_times())

@@ -1,0 +1,82 @@
+"""Location's metrics (docs/observability.md): zone occupancy and density as
+gauges, and pings by outcome and reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from services.location.occupancy import Occupancy, density
+from services.location.topology import Topology
+from venue.location.v1 import location_pb2 as pb
+
+_meter = metrics.get_meter("venue.location")
+_pings = _meter.create_counter(
+    "venue.location.pings", unit="{ping}", description="Pings received, by outcome and reason"
+)
+
+
+def _name(enum: object, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()  # type: ignore[attr-defined]
+
+
+_ACCEPTED = {"venue.outcome": "accepted"}
+_DUPLICATE = {"venue.outcome": "duplicate"}
+_REJECTED = {
+    value: {
+        "venue.outcome": "rejected",
+        "venue.reason": _name(pb.PingRejectReason, value, "PING_REJECT_REASON_"),
+    }
+    for value in pb.PingRejectReason.values()
+}
+_REFUSED = {
+    value: {
+        "venue.outcome": "refused",
+        "venue.reason": _name(pb.PingBatchRefusalReason, value, "PING_BATCH_REFUSAL_REASON_"),
+    }
+    for value in pb.PingBatchRefusalReason.values()
+}
+
+
+def count_pings(ack: pb.IngestPingsResponse, rows: int) -> None:
+    """Count a batch's rows by what became of them."""
+    if ack.outcome == pb.PING_BATCH_OUTCOME_REFUSED:
+        _pings.add(rows, _REFUSED[ack.refusal_reason])
+        return
+    if ack.outcome == pb.PING_BATCH_OUTCOME_DUPLICATE:
+        _pings.add(rows, _DUPLICATE)
+        return
+    if ack.accepted_count:
+        _pings.add(ack.accepted_count, _ACCEPTED)
+    if ack.rejected:
+        for reason, n in Counter(r.reason for r in ack.rejected).items():
+            _pings.add(n, _REJECTED[reason])
+
+
+def observe_zones(topology: Topology, occupancy: Occupancy) -> None:
+    """Gauges of every zone's count and density, read when metrics are collected."""
+    attributes = [{"venue.zone": zone.id} for zone in topology.zones]
+
+    def counts(_: CallbackOptions) -> Iterable[Observation]:
+        current = occupancy.counts.tolist()
+        return [Observation(n, attributes[i]) for i, n in enumerate(current)]
+
+    def densities(_: CallbackOptions) -> Iterable[Observation]:
+        current = occupancy.counts.tolist()
+        capacity = occupancy.capacity.tolist()
+        return [Observation(density(n, capacity[i]), attributes[i]) for i, n in enumerate(current)]
+
+    _meter.create_observable_gauge(
+        "venue.location.zone.occupancy",
+        callbacks=[counts],
+        description="Guests counted in the zone, nested zones included",
+    )
+    _meter.create_observable_gauge(
+        "venue.location.zone.density",
+        callbacks=[densities],
+        unit="1",
+        description="Zone count over the zone's capacity",
+    )

@@ -18,6 +18,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from services.location import telemetry
 from services.location.directory import Directory
 from services.location.gate import WriteGate
 from services.location.occupancy import Occupancy, ZoneCount
@@ -102,7 +103,12 @@ class Publisher:
             )
             self._trim()
             events, visits, rows = self._events, self._visits, self._minutes
-            await self._store.flush(events, visits, rows)
+            if events or visits or rows:
+                with telemetry.tick_span() as span:
+                    if span.is_recording():
+                        span.set_attribute("venue.location.events", len(events))
+                        span.set_attribute("venue.location.visits", len(visits))
+                    await self._store.flush(events, visits, rows)
             self._events, self._visits, self._minutes = [], [], []
         self.ticks += 1
         if events:

@@ -157,13 +157,16 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         allowed = self._topology.scope(device.venue_ref)
         if allowed is None:
             raise PermissionDenied("this device's credential names no reader of this venue")
+        stream = trace.get_current_span().get_span_context()
         acks: asyncio.Queue[pb.IngestPingsResponse | Exception | None] = asyncio.Queue()
         free = asyncio.Semaphore(STREAM_CONCURRENCY)
         running: set[asyncio.Task[None]] = set()
 
         async def one(request: pb.IngestPingsRequest) -> None:
             try:
-                reply = await self._d.ingestor.ingest(device.subject, allowed, request.batch)
+                with telemetry.batch_span(stream, device.subject) as span:
+                    reply = await self._d.ingestor.ingest(device.subject, allowed, request.batch)
+                    telemetry.describe_ack(span, reply)
                 telemetry.count_pings(reply, len(request.batch.band_uids))
                 acks.put_nowait(reply)
             except Exception as err:

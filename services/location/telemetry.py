@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 
-from opentelemetry import metrics
+from opentelemetry import context, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Link, Span
 
 from services.location.occupancy import Occupancy, density
 from services.location.topology import Topology
 from venue.location.v1 import location_pb2 as pb
 
+_tracer = trace.get_tracer("venue.location")
 _meter = metrics.get_meter("venue.location")
 _pings = _meter.create_counter(
     "venue.location.pings", unit="{ping}", description="Pings received, by outcome and reason"
@@ -39,6 +42,30 @@ _REFUSED = {
     }
     for value in pb.PingBatchRefusalReason.values()
 }
+
+
+def batch_span(stream: trace.SpanContext, device_id: str) -> AbstractContextManager[Span]:
+    """A trace of its own for each batch of a long-lived ingest stream, linked to
+    the stream's span (one trace per stream would grow for hours)."""
+    return _tracer.start_as_current_span(
+        "location.ingest_batch",
+        context=context.Context(),
+        links=[Link(stream)] if stream.is_valid else [],
+        attributes={"venue.caller.kind": "device", "venue.caller.id": device_id},
+    )
+
+
+def tick_span() -> AbstractContextManager[Span]:
+    return _tracer.start_as_current_span("location.publish", context=context.Context())
+
+
+def describe_ack(span: Span, ack: pb.IngestPingsResponse) -> None:
+    if span.is_recording():
+        span.set_attribute(
+            "venue.outcome", _name(pb.PingBatchOutcome, ack.outcome, "PING_BATCH_OUTCOME_")
+        )
+        span.set_attribute("venue.location.accepted", ack.accepted_count)
+        span.set_attribute("venue.location.rejected", len(ack.rejected))
 
 
 def count_pings(ack: pb.IngestPingsResponse, rows: int) -> None:

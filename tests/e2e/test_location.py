@@ -5,6 +5,7 @@ back with its acks, places and stream intact."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -169,6 +170,9 @@ async def test_pings_to_moves_and_counts_across_a_crash(tmp_path: Path, database
         await until(lambda: moved_to(QUEUE_ZONE), "the move into the queue")
         move = next(e.guest_zone_changed for e in seen if e.guest_zone_changed.guest_id)
         assert (move.guest_id, move.party_id) == (guest.guest_id, guest.party_id)
+        # The event names the publishing tick's trace, for consumers to link to.
+        carrier = next(e for e in seen if e.guest_zone_changed.guest_id)
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", carrier.traceparent)
         await until(lambda: _count(seen, QUEUE_ZONE) == 1, "the queue's count")
 
         await suite.restart("location", kill=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.location.batch import MAX_ROWS, Limits, check_rows, refusal
 from services.location.directory import DEACTIVATED
@@ -129,3 +131,49 @@ def test_the_largest_batch_is_readable() -> None:
     b = batch([GOOD] * MAX_ROWS)
     assert refusal(b) == 0
     assert check_rows(b, BANDS, READERS, LIMITS).accepted == MAX_ROWS
+
+
+_ROWS = st.tuples(
+    st.sampled_from(["BAND-0001", "BAND-0002", "BAND-OLD1", "BAND-9999", "bad uid!", ""]),
+    st.sampled_from(["rd.a", "rd.b", "rd.c", "rd.nowhere"]),
+    st.integers(NOW - 3_700_000, NOW + 20_000) | st.sampled_from([-1, 0, 2**62]),
+    st.integers(-140, 10),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ROWS, max_size=25))
+def test_each_row_is_judged_alone_and_accounted_for_once(
+    rows: list[tuple[str, str, int, int]],
+) -> None:
+    """A gateway mixes many readers' reads: a row's verdict must not depend on
+    its neighbours, and every row is either accepted or rejected, never both."""
+    b = batch(rows)
+    assert refusal(b) == 0
+    checked = check_rows(b, BANDS, READERS, LIMITS)
+    rejected = dict(checked.rejected)
+    assert [r for r, _ in checked.rejected] == sorted(rejected)
+    assert checked.accepted + len(rejected) == len(rows)
+    good: list[tuple[int, int, int, int]] = []
+    for i, row in enumerate(rows):
+        alone = check_rows(batch([row]), BANDS, READERS, LIMITS)
+        if i in rejected:
+            assert alone.rejected == [(0, rejected[i])]
+        else:
+            assert alone.rejected == []
+            good.append((BANDS[row[0]], READERS[row[1]], row[2], row[3]))
+    assert (
+        list(
+            zip(
+                checked.slots.tolist(),
+                checked.readers.tolist(),
+                checked.at_ms.tolist(),
+                checked.rssi_dbm.tolist(),
+                strict=True,
+            )
+        )
+        == good
+    )
+    # What is accepted is within the limits the ack promises.
+    assert all(LIMITS.oldest_ms <= at <= LIMITS.newest_ms for _, _, at, _ in good)
+    assert all(-127 <= rssi <= 0 and slot >= 0 for slot, _, _, rssi in good)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.location.directory import DEACTIVATED, Directory
 from services.location.placement import NEVER, NOWHERE, Placement
@@ -165,3 +167,115 @@ def test_leaving_a_party_moves_the_guest() -> None:
     assert [m.guest_id for m in directory.party("p1")] == [ANN, KID]
     bob = directory.guest(BOB)
     assert bob is not None and bob.party_id == "p9"
+
+
+# --- properties: identity's stream interleaved with reads -------------------------------
+
+GUESTS = [f"g{i:07d}" for i in range(3)]
+BANDS = [f"BAND-P{i}" for i in range(4)]
+# Where every history starts: guests in the park, one of them not tracked.
+START = [
+    created(GUESTS[0], "p0"),
+    linked(GUESTS[0], BANDS[0]),
+    created(GUESTS[1], "p0", tracking=False),
+    linked(GUESTS[1], BANDS[1]),
+    created(GUESTS[2], "p1"),
+    linked(GUESTS[2], BANDS[2]),
+]
+
+
+def _event(draw: st.DrawFn, ms: int) -> E:
+    guest = draw(st.sampled_from(GUESTS))
+    kinds = ["created", "linked", "deactivated", "consent", "consent", "party", "erased"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "created":
+        return created(guest, draw(st.sampled_from(["p0", "p1"])), draw(st.booleans()))
+    if kind == "linked":
+        return linked(guest, draw(st.sampled_from(BANDS)))
+    if kind == "deactivated":
+        return deactivated(guest, draw(st.sampled_from(BANDS)))
+    if kind == "consent":
+        return consent(guest, draw(st.booleans()), ms)
+    if kind == "party":
+        return E(party_changed=ipb.PartyChanged(party_id="p1", member_guest_ids=[guest]))
+    return E(guest_erased=ipb.GuestErased(guest_id=guest))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_through_any_identity_history_guests_are_counted_once_and_shown_only_with_consent(
+    data: st.DataObject,
+) -> None:
+    """Identity's events (each delivered once or twice) interleaved with reads
+    and ticks: every countable guest is in one zone or none; an erased guest or
+    one without consent is never in a move, nor shown; an erased guest is never
+    counted again; and a second delivery of any event changes nothing."""
+    t = topology()
+    directory, placement = fresh()
+    twice, placement2 = fresh()
+    apply(directory, START)
+    apply(twice, START)
+    g = placement.guests
+    now = T0
+    erased: set[str] = set()
+    for _ in range(data.draw(st.integers(1, 20), label="steps")):
+        step = data.draw(st.sampled_from(["event", "reads", "reads", "time"]))
+        if step == "event":
+            event = data.draw(st.composite(_event)(now))
+            directory.apply(event)
+            twice.apply(event)
+            twice.apply(event)
+            if event.HasField("guest_erased"):
+                erased.add(event.guest_erased.guest_id)
+        elif step == "reads":
+            rows = data.draw(
+                st.lists(
+                    st.tuples(
+                        st.sampled_from(BANDS),
+                        st.integers(0, t.reader_count - 1),
+                        st.integers(now - 20_000, now),
+                        st.integers(-100, -30),
+                    ),
+                    min_size=1,
+                    max_size=12,
+                )
+            )
+            for d, p in ((directory, placement), (twice, placement2)):
+                # As ingest does: only bands that resolve to a slot are read.
+                good = [(d.slot_of_band.get(b, -1), r, a, s) for b, r, a, s in rows]
+                good = [row for row in good if row[0] >= 0]
+                if good:
+                    cols = list(zip(*good, strict=True))
+                    p.observe(
+                        np.array(cols[0], dtype=np.int64),
+                        np.array(cols[1], dtype=np.int32),
+                        np.array(cols[2], dtype=np.int64),
+                        np.array(cols[3], dtype=np.int32),
+                    )
+        else:
+            now += data.draw(st.integers(0, 700_000))
+        result, result2 = placement.tick(now), placement2.tick(now)
+        n = g.size
+        zone = g.zone[:n]
+        placed = zone >= 0
+        assert not (placed & ~g.countable[:n]).any()
+        assert np.array_equal(
+            result.counts, np.bincount(zone[placed], minlength=t.zone_count) @ t.rollup
+        )
+        for move in result.moves:
+            assert directory.consenting(move.slot)
+            assert directory.guest_id(move.slot) not in erased
+        hidden = g.consent_since[:n] == NEVER
+        assert (g.shown_zone[:n][hidden] == NOWHERE).all()
+        for guest_id in erased:
+            assert directory.guest(guest_id) is None
+        # A second delivery of every event: the very same state and output.
+        assert directory.slot_of_band == twice.slot_of_band
+        assert np.array_equal(zone, placement2.guests.zone[:n])
+        assert np.array_equal(g.consent_since[:n], placement2.guests.consent_since[:n])
+        assert np.array_equal(result.counts, result2.counts)
+        assert [(m.slot, m.to_zone) for m in result.moves] == [
+            (m.slot, m.to_zone) for m in result2.moves
+        ]
+        for party in ("p0", "p1"):
+            assert directory.party(party) == twice.party(party)

@@ -21,7 +21,7 @@ from services.location.places import place_of
 from services.location.publisher import Publisher
 from services.location.store import GUEST_ZONE_CHANGED, OCCUPANCY_CHANGED, LocationStore
 from services.location.topology import Topology, ZoneInfo
-from services.platform import events, paging, validation
+from services.platform import events, paging, semconv, validation
 from services.platform.clock import VenueClock
 from services.platform.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from services.platform.principal import caller
@@ -208,7 +208,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: pb.GetGuestLocationRequest, context: Context
     ) -> pb.GetGuestLocationResponse:
         guest_id = validation.ident(request.guest_id, "guest_id")
-        self._tag("venue.guest.id", guest_id)
+        self._tag(semconv.GUEST, guest_id)
         ref = self._d.directory.guest(guest_id)
         if ref is None:
             raise NotFound("guest", guest_id)
@@ -220,6 +220,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: pb.GetPartyLocationsRequest, context: Context
     ) -> pb.GetPartyLocationsResponse:
         party_id = validation.ident(request.party_id, "party_id")
+        self._tag(semconv.PARTY, party_id)
         self._check_party(party_id)
         members = self._d.directory.party(party_id)
         if not members:
@@ -233,7 +234,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: pb.GetZoneOccupancyRequest, context: Context
     ) -> pb.GetZoneOccupancyResponse:
         zone = self._zone(request.zone_id)
-        self._tag("venue.zone", zone.id)
+        self._tag(semconv.ZONE, zone.id)
         occupancy = self._d.occupancy
         return pb.GetZoneOccupancyResponse(
             occupancy=messages.occupancy_pb(
@@ -258,6 +259,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: pb.GetOccupancyHistoryRequest, context: Context
     ) -> pb.GetOccupancyHistoryResponse:
         zone = self._zone(request.zone_id)
+        self._tag(semconv.ZONE, zone.id)
         start = validation.required_timestamp(request.period.start, "period.start")
         end = validation.required_timestamp(request.period.end, "period.end")
         if end <= start:

@@ -13,32 +13,32 @@ from opentelemetry.trace import Link, Span
 
 from services.location.occupancy import Occupancy, density
 from services.location.topology import Topology
+from services.platform import semconv
+from services.platform.semconv import CALLER_ID, CALLER_KIND, OUTCOME, REASON, ZONE
 from venue.location.v1 import location_pb2 as pb
 
 _tracer = trace.get_tracer("venue.location")
 _meter = metrics.get_meter("venue.location")
-_pings = _meter.create_counter(
-    "venue.location.pings", unit="{ping}", description="Pings received, by outcome and reason"
-)
+_pings = semconv.counter(_meter, semconv.LOCATION_PINGS)
 
 
 def _name(enum: object, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix).lower()  # type: ignore[attr-defined]
+    return semconv.strip_enum(str(enum.Name(value)), prefix)  # type: ignore[attr-defined]
 
 
-_ACCEPTED = {"venue.outcome": "accepted"}
-_DUPLICATE = {"venue.outcome": "duplicate"}
+_ACCEPTED = {OUTCOME: "accepted"}
+_DUPLICATE = {OUTCOME: "duplicate"}
 _REJECTED = {
     value: {
-        "venue.outcome": "rejected",
-        "venue.reason": _name(pb.PingRejectReason, value, "PING_REJECT_REASON_"),
+        OUTCOME: "rejected",
+        REASON: _name(pb.PingRejectReason, value, "PING_REJECT_REASON_"),
     }
     for value in pb.PingRejectReason.values()
 }
 _REFUSED = {
     value: {
-        "venue.outcome": "refused",
-        "venue.reason": _name(pb.PingBatchRefusalReason, value, "PING_BATCH_REFUSAL_REASON_"),
+        OUTCOME: "refused",
+        REASON: _name(pb.PingBatchRefusalReason, value, "PING_BATCH_REFUSAL_REASON_"),
     }
     for value in pb.PingBatchRefusalReason.values()
 }
@@ -51,7 +51,7 @@ def batch_span(stream: trace.SpanContext, device_id: str) -> AbstractContextMana
         "location.ingest_batch",
         context=context.Context(),
         links=[Link(stream)] if stream.is_valid else [],
-        attributes={"venue.caller.kind": "device", "venue.caller.id": device_id},
+        attributes={CALLER_KIND: "device", CALLER_ID: device_id},
     )
 
 
@@ -61,9 +61,7 @@ def tick_span() -> AbstractContextManager[Span]:
 
 def describe_ack(span: Span, ack: pb.IngestPingsResponse) -> None:
     if span.is_recording():
-        span.set_attribute(
-            "venue.outcome", _name(pb.PingBatchOutcome, ack.outcome, "PING_BATCH_OUTCOME_")
-        )
+        span.set_attribute(OUTCOME, _name(pb.PingBatchOutcome, ack.outcome, "PING_BATCH_OUTCOME_"))
         span.set_attribute("venue.location.accepted", ack.accepted_count)
         span.set_attribute("venue.location.rejected", len(ack.rejected))
 
@@ -85,7 +83,7 @@ def count_pings(ack: pb.IngestPingsResponse, rows: int) -> None:
 
 def observe_zones(topology: Topology, occupancy: Occupancy) -> None:
     """Gauges of every zone's count and density, read when metrics are collected."""
-    attributes = [{"venue.zone": zone.id} for zone in topology.zones]
+    attributes = [{ZONE: zone.id} for zone in topology.zones]
 
     def counts(_: CallbackOptions) -> Iterable[Observation]:
         current = occupancy.counts.tolist()
@@ -96,14 +94,11 @@ def observe_zones(topology: Topology, occupancy: Occupancy) -> None:
         capacity = occupancy.capacity.tolist()
         return [Observation(density(n, capacity[i]), attributes[i]) for i, n in enumerate(current)]
 
-    _meter.create_observable_gauge(
-        "venue.location.zone.occupancy",
-        callbacks=[counts],
-        description="Guests counted in the zone, nested zones included",
-    )
-    _meter.create_observable_gauge(
-        "venue.location.zone.density",
-        callbacks=[densities],
-        unit="1",
-        description="Zone count over the zone's capacity",
-    )
+    # Observable: read from placement's arrays only when metrics are collected.
+    for metric, callback in (
+        (semconv.ZONE_OCCUPANCY, counts),
+        (semconv.ZONE_DENSITY, densities),
+    ):
+        _meter.create_observable_gauge(
+            metric.name, callbacks=[callback], unit=metric.unit, description=metric.description
+        )

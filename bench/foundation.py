@@ -14,6 +14,7 @@ import asyncio
 import os
 import random
 import subprocess
+import uuid
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ async def resolve_band(work: Path, database_url: str, sink: int, seconds: float)
 
 
 async def _bands(stub: Any, staff: Any, count: int) -> list[str]:
+    run = uuid.uuid4().hex[:6].upper()
     uids: list[str] = []
     for start in range(0, count, 50):
         guests = await asyncio.gather(
@@ -145,7 +147,7 @@ async def _bands(stub: Any, staff: Any, count: int) -> list[str]:
                 for i in range(start, start + 50)
             )
         )
-        batch = [f"BENCH-{start + i:06d}" for i in range(50)]
+        batch = [f"BENCH-{run}-{start + i:06d}" for i in range(50)]
         await asyncio.gather(
             *(
                 stub.LinkBand(

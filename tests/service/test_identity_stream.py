@@ -107,6 +107,7 @@ async def test_no_event_lost_across_consumer_and_producer_restarts(
                 second.start()  # ... and restarted from its stored cursor
             if i == 30:
                 await suite.restart("identity", kill=True)  # the producer dies mid-stream
+
         # Other tests of the session create guests too: wait for ours, by id.
         async def missing() -> set[str]:
             rows = await pool.fetch("SELECT guest_id FROM seen WHERE guest_id = ANY($1)", created)

@@ -78,6 +78,7 @@ BEHIND_REPLAN_S = 20 * MINUTE
 REPLAN_COOLDOWN = timedelta(minutes=15)
 # Look again at a party in the venue at least this often, events or not.
 RECHECK = timedelta(minutes=10)
+MIN_RECHECK = timedelta(minutes=1)
 # Waits looked at for a wait-jump replan: stops due within this horizon.
 JUMP_HORIZON = timedelta(minutes=90)
 
@@ -659,18 +660,21 @@ def still_valid(nudge: Nudge, s: Situation) -> bool:
 
 
 def next_check(s: Situation) -> datetime | None:
-    """When to look at the party again if no event comes first."""
+    """When to look at the party again if no event comes first: before a
+    leave-now is due, else every few minutes while it is in the venue; never
+    sooner than a minute from now."""
+    soonest = s.now + MIN_RECHECK
     if not s.plan.in_venue(s.now):
-        first = next((b.window.start for b in s.plan.bookings if b.window), None)
-        return None if first is None else max(s.now, first - timedelta(hours=1))
+        starts = [b.window.start for b in s.plan.bookings if b.window and b.window.start > s.now]
+        if not starts:
+            return None
+        return max(soonest, min(starts) - timedelta(hours=1))
     times = [s.now + RECHECK]
     for stop in _upcoming(s.plan):
         by = leave_by(s, stop)
         if by is not None:
-            due = by - timedelta(seconds=LEAVE_LEAD_S)
-            if due > s.now:
-                times.append(due)
-    return min(times)
+            times.append(by - timedelta(seconds=LEAVE_LEAD_S))
+    return max(soonest, min(t for t in times if t > s.now))
 
 
 def _down_since_planned(plan: Plan, lines: Mapping[str, LineState]) -> bool:

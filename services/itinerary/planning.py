@@ -302,12 +302,32 @@ def unoptimized(plan: Plan, q: Question, reason: int) -> Plan:
         if item.item_id not in seen:
             stops.append(_stop_for(plan, item))
             seen.add(item.item_id)
+    stops += _guest_skipped(plan, seen)
     skipped = tuple(
         SkippedWish(w, GUEST_CHOICE, "you chose to skip it") for w in sorted(plan.guest_skipped)
     )
     return replace(
         plan, stops=tuple(stops), skipped=skipped, planned_at=None, last_replan_reason=reason
     )
+
+
+def _guest_skipped(plan: Plan, seen: set[str]) -> list[Stop]:
+    """The stops the guest chose to skip, kept (crossed out) at the end."""
+    found: list[Stop] = []
+    for wish in plan.wishes:
+        sid = stop_id(plan.plan_id, wish_id=wish.wish_id)
+        if wish.wish_id in plan.guest_skipped and sid not in seen:
+            found.append(
+                Stop(
+                    sid,
+                    wish.poi_id,
+                    SKIPPED,
+                    wish_id=wish.wish_id,
+                    must_do=wish.priority == MUST_DO,
+                )
+            )
+            seen.add(sid)
+    return found
 
 
 # --- the guest's own changes ---------------------------------------------------

@@ -258,7 +258,10 @@ class PlanBook:
                     return stored
                 now = self._clock.now()
                 if optimize:
+                    unchanged = edited == plan
                     edited = await self.optimize(edited, now, reason)
+                    if unchanged and not edited.optimized:
+                        return stored  # a replan that could not reach routing: retried later
                 else:
                     edited = replace(edited, last_replan_reason=reason)
                 edited = edited.bump(now)
@@ -392,6 +395,7 @@ class PlanBook:
         now = self._clock.now()
 
         def edit(plan: Plan) -> Plan:
+            # Marked even if routing fails, so a party behind is not replanned in a loop.
             if reason == BEHIND:
                 return replace(plan, behind_replan_at=now)
             return plan

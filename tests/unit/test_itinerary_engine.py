@@ -330,6 +330,21 @@ def test_next_check_wakes_before_a_reservation() -> None:
     assert engine.next_check(replace(s, now=at(12, 2))) == at(12, 10)
 
 
+def test_next_check_is_never_sooner_than_a_minute() -> None:
+    plan, _ = lunch_plan()
+    outside = replace(plan, entered_at=None)
+    # The reservation has started: nothing to wake for outside the venue.
+    assert engine.next_check(situation(outside, at(12, 31))) is None
+    assert engine.next_check(situation(outside, at(10))) == at(11, 30)
+    # Inside: the leave-now due at 12:10 is 30 seconds away; look in a minute.
+    almost = at(12, 9) + timedelta(seconds=30)
+    assert engine.next_check(situation(plan, almost, walks={"diner": 12})) == almost + (
+        timedelta(minutes=1)
+    )
+    # Past it (sent or held back), the regular look every 10 minutes.
+    assert engine.next_check(situation(plan, at(12, 20), walks={"diner": 12})) == at(12, 30)
+
+
 def test_replan_reasons() -> None:
     plan = two_rides()
     venue = live_of(waits={"coaster": 45, "boats": 10}, forecasts={"coaster": 45, "boats": 10})

@@ -5,10 +5,11 @@ Routing is not running: plans are kept unoptimized, as in an outage."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,7 @@ import pytest
 from services.itinerary.service import DEFINITION
 from services.platform.config import Settings
 from services.platform.server import RunningService, start
+from services.platform.validation import to_timestamp
 from services.runner.suite import free_port
 from tests.service.conftest import OPS, Guest, Identity
 from tests.service.itinerary.producers import Producers
@@ -24,6 +26,7 @@ from tests.support.stubs import bearer
 from venue.identity.v1 import identity_pb2 as ipb
 from venue.itinerary.v1 import itinerary_pb2 as pb
 from venue.itinerary.v1 import itinerary_pb2_grpc
+from venue.queue.v1 import queue_pb2 as qpb
 
 # Venue time in the tests: a park day, mid-morning, running at wall speed.
 VENUE_START = "2026-07-04T10:00:00-04:00"
@@ -111,3 +114,65 @@ async def itinerary(
     await channel.close()
     await running.stop()
     await producers.stop()
+
+
+def queue_booking(
+    guest: Guest,
+    attraction: str,
+    start: datetime | None,
+    *,
+    booking_id: str = "",
+    status: int = qpb.BOOKING_STATUS_WAITING,
+    minutes: int = 60,
+    guests: tuple[str, ...] = (),
+) -> qpb.Booking:
+    """A virtual-queue booking as the queue service describes it."""
+    booking = qpb.Booking(
+        booking_id=booking_id or str(uuid.uuid4()),
+        kind=qpb.BOOKING_KIND_VIRTUAL_QUEUE,
+        status=status,  # type: ignore[arg-type]
+        attraction_id=attraction,
+        party_id=guest.party_id,
+        guest_ids=list(guests or (guest.guest_id,)),
+        boarding_group=7,
+    )
+    if start is not None:
+        booking.window.start.CopyFrom(to_timestamp(start))
+        booking.window.end.CopyFrom(to_timestamp(start + timedelta(minutes=minutes)))
+        booking.called_at.CopyFrom(to_timestamp(start))
+    return booking
+
+
+async def call_group(itinerary: Itinerary, booking: qpb.Booking) -> None:
+    """The queue service creates the booking, then calls its group now."""
+    now = itinerary.clock_now
+    await itinerary.producers.queue.push(
+        qpb.WatchQueueEventsResponse(booking_created=qpb.BookingCreated(booking=booking)), now
+    )
+    called = qpb.Booking()
+    called.CopyFrom(booking)
+    called.status = qpb.BOOKING_STATUS_CALLED
+    called.window.start.CopyFrom(to_timestamp(now))
+    called.window.end.CopyFrom(to_timestamp(now + timedelta(minutes=60)))
+    called.called_at.CopyFrom(to_timestamp(now))
+    await itinerary.producers.queue.push(
+        qpb.WatchQueueEventsResponse(booking_called=qpb.BookingCalled(booking=called)), now
+    )
+
+
+async def next_event(
+    stream: AsyncIterator[pb.SubscribeNudgesResponse], timeout: float = 10.0
+) -> pb.SubscribeNudgesResponse:
+    async with asyncio.timeout(timeout):
+        return await anext(stream)
+
+
+async def next_nudge(
+    stream: AsyncIterator[pb.SubscribeNudgesResponse], timeout: float = 10.0
+) -> pb.SubscribeNudgesResponse:
+    """The next nudge of a feed, skipping plan updates."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await anext(stream)
+            if event.WhichOneof("event") == "nudge":
+                return event

@@ -6,6 +6,7 @@ until those services are merged. Nothing else of those services is served."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -50,11 +51,13 @@ class Script(Generic[M]):
                 while pos < len(self.events):
                     pos += 1
                     yield self.events[pos - 1]
-                seen = pos
                 async with self._changed:
-                    await self._changed.wait_for(lambda seen=seen: seen < len(self.events))
+                    await self._changed.wait_for(functools.partial(self._beyond, pos))
         finally:
             self.watching -= 1
+
+    def _beyond(self, pos: int) -> bool:
+        return pos < len(self.events)
 
     async def wait_watched(self, count: int = 1, timeout: float = 20.0) -> None:
         async with asyncio.timeout(timeout):

@@ -8,7 +8,9 @@ the budget is strict and pure:
 - muted kinds are never sent, not even service messages (the guest said so);
 - quiet periods hold everything back except service messages;
 - a message (dedup key) reaches a guest at most once a day, and one message
-  per subject (a stop, a booking) per decision;
+  per subject (a stop, a booking) per decision; a subject with a nudge still
+  open on the guest's phone gets no second one until that one is acknowledged,
+  expires or is withdrawn (a boarding call is never held back by it);
 - learning: each kind's score is its minutes saved times (a + 1) / (a + d + 1)
   for a accepted and d dismissed nudges of that kind, so dismissed kinds need
   ever larger savings to be sent again;
@@ -132,15 +134,24 @@ def select(
     budget: Budget,
     consent: bool,
     now: datetime,
+    withdrawing: frozenset[str] = frozenset(),
 ) -> list[Decision]:
     """Decide each candidate for one guest at `now`. Does not change `state`:
-    the caller records what was sent once it is stored."""
+    the caller records what was sent once it is stored. `withdrawing`: ids of
+    open nudges this evaluation withdraws (their subjects are free again)."""
     budget = budget.for_guest(prefs)
     muted = prefs.muted_kinds if prefs else frozenset()
     quiet = prefs.quiet_at(now) if prefs else False
     decisions: list[Decision] = []
     taken_keys: set[str] = set()
     taken_subjects: set[str] = set()
+    # Subjects on the guest's phone now: any nudge holds back budgeted ones; only
+    # a service message holds back another service message (a "leave now" must
+    # not hold back the boarding call the guest asked for).
+    showing: dict[str, bool] = {}
+    for n in state.open_nudges.values():
+        if n.subject and n.nudge_id not in withdrawing and n.is_open(now):
+            showing[n.subject] = showing.get(n.subject, False) or n.kind in SERVICE_KINDS
     # A scratch copy so that earlier picks in this decision count against later ones.
     scratch = GuestNudgeState(state.guest_id, state.day, list(state.budgeted_at))
     for cand in rank(candidates, state):
@@ -148,6 +159,12 @@ def select(
         if why is None and cand.dedup_key in taken_keys:
             why = DUPLICATE
         if why is None and cand.subject and cand.subject in taken_subjects:
+            why = SAME_SUBJECT
+        if (
+            why is None
+            and cand.subject in showing
+            and (cand.kind not in SERVICE_KINDS or showing[cand.subject])
+        ):
             why = SAME_SUBJECT
         if why is None:
             taken_keys.add(cand.dedup_key)

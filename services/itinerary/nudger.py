@@ -58,16 +58,13 @@ from venue.itinerary.v1 import itinerary_pb2 as pb
 log = logging.getLogger("venue.itinerary.nudger")
 _tracer = trace.get_tracer("venue.itinerary")
 _meter = metrics.get_meter("venue.itinerary")
-_sent = _meter.create_counter(
-    "venue.itinerary.nudges.sent", unit="{nudge}", description="Nudges sent, by kind"
-)
-_withheld = _meter.create_counter(
-    "venue.itinerary.nudges.withheld",
+# docs/observability.md: one counter, by kind and what became of the nudge, so
+# the dashboards read sent, accepted, dismissed and withheld side by side.
+_nudges = _meter.create_counter(
+    "venue.itinerary.nudges",
     unit="{nudge}",
-    description="Candidates held back, by kind and why (budget, consent, quiet ...)",
-)
-_acks = _meter.create_counter(
-    "venue.itinerary.nudges.acknowledged", unit="{ack}", description="Acknowledgements, by kind"
+    description="Nudge candidates by kind and outcome (sent, withheld, withdrawn, seen, "
+    "accepted, dismissed)",
 )
 _eval_time = _meter.create_histogram(
     "venue.itinerary.evaluation.duration", unit="ms", description="One party's evaluation"
@@ -77,8 +74,18 @@ WORKERS = 4
 NUDGE_ACCEPTED = int(pb.REPLAN_REASON_NUDGE_ACCEPTED)
 
 
+OUTCOME_SENT = "sent"
+OUTCOME_WITHHELD = "withheld"
+OUTCOME_WITHDRAWN = "withdrawn"
+ACK_OUTCOMES = {ACK_SEEN: "seen", ACK_ACCEPTED: "accepted", ACK_DISMISSED: "dismissed"}
+
+
 def _kind(kind: int) -> str:
     return pb.NudgeKind.Name(kind)  # type: ignore[arg-type]
+
+
+def _count(kind: int, outcome: str, n: int = 1) -> None:
+    _nudges.add(n, {"venue.nudge_kind": _kind(kind), "venue.outcome": outcome})
 
 
 class Nudger:
@@ -316,6 +323,7 @@ class Nudger:
     ) -> int:
         sends: list[tuple[Nudge, date]] = []
         rows: list[CandidateRow] = []
+        withdrawing = frozenset(n.nudge_id for n in withdrawn)
         for guest_id in guests if guests is not None else self._directory.adults(party_id):
             mine = [
                 c
@@ -333,6 +341,7 @@ class Nudger:
                 self._facts.budget,
                 self._directory.nudges_allowed(guest_id),
                 now,
+                withdrawing,
             )
             for d in decisions:
                 cand = d.candidate
@@ -342,24 +351,39 @@ class Nudger:
                 if seen not in self._candidates:
                     self._candidates.add(seen)
                     rows.append(CandidateRow(guest_id, day, cand.dedup_key, cand.kind, now, d.why))
+                    # Once per candidate and guest, as the ops stats count it:
+                    # a candidate held back at every re-evaluation is one.
+                    if not d.send and d.why != budget.DUPLICATE:
+                        _count(cand.kind, OUTCOME_WITHHELD)
                 if d.send:
                     sends.append((self._nudge(guest_id, party_id, plan_id, cand, now), day))
-                elif d.why != budget.DUPLICATE:
-                    _withheld.add(1, {"kind": _kind(cand.kind), "why": d.why})
         if not sends and not rows and not withdrawn:
             return 0
-        stored = await self._store.record_decisions(sends, rows, withdrawn, now)
+        stored, pulled = await self._store.record_decisions(sends, rows, withdrawn, now)
+        self._recorded(party_id, day, stored, pulled, withdrawn)
+        self._hub.poke()
+        return len(stored)
+
+    def _recorded(
+        self,
+        party_id: str,
+        day: date,
+        stored: list[Nudge],
+        pulled: list[Nudge],
+        withdrawn: list[Nudge],
+    ) -> None:
+        """Bring the in-memory budget state and the metric up to what was stored."""
         for nudge in stored:
             self._state(nudge.guest_id, day).record_sent(nudge)
-            _sent.add(1, {"kind": _kind(nudge.kind)})
+            _count(nudge.kind, OUTCOME_SENT)
             if nudge.kind == GO_NOW and isinstance(nudge.action, OpenRoute):
                 self._watch.setdefault(nudge.action.destination_poi_id, set()).add(party_id)
+        for nudge in pulled:
+            _count(nudge.kind, OUTCOME_WITHDRAWN)
         for nudge in withdrawn:
             holder = self._states.get(nudge.guest_id)
             if holder is not None:
                 holder.open_nudges.pop(nudge.nudge_id, None)
-        self._hub.poke()
-        return len(stored)
 
     @staticmethod
     def _nudge(guest_id: str, party_id: str, plan_id: str, c: Candidate, now: datetime) -> Nudge:
@@ -425,7 +449,9 @@ class Nudger:
         now = self._clock.now()
         open_ = [n for n in self._open(guest_id, now) if n.kind not in SERVICE_KINDS]
         if open_:
-            await self._store.record_decisions([], [], open_, now)
+            _, pulled = await self._store.record_decisions([], [], open_, now)
+            for n in pulled:
+                _count(n.kind, OUTCOME_WITHDRAWN)
             state = self._states.get(guest_id)
             for n in open_:
                 if state is not None:
@@ -479,7 +505,7 @@ class Nudger:
         if not changed:
             return updated, None
         self._hub.poke()
-        _acks.add(1, {"kind": _kind(updated.kind), "ack": pb.NudgeAckKind.Name(ack)})  # type: ignore[arg-type]
+        _count(updated.kind, ACK_OUTCOMES[ack])
         held = self._states.get(guest_id)
         if held is not None:
             state = held

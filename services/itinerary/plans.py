@@ -180,7 +180,7 @@ class PlanBook:
         except RoutingUnavailable:
             self._wake.set()
             return planning.unoptimized(plan, q, reason)
-        _replans.add(1, {"reason": pb.ReplanReason.Name(reason)})  # type: ignore[arg-type]
+        _replans.add(1, {"venue.reason": pb.ReplanReason.Name(reason)})  # type: ignore[arg-type]
         return planning.merge(plan, q, answer, now, reason)
 
     # --- writing ---------------------------------------------------------------

@@ -242,10 +242,12 @@ class ItineraryStore:
         candidates: Iterable[CandidateRow],
         withdrawn: Sequence[Nudge],
         now: datetime,
-    ) -> list[Nudge]:
+    ) -> tuple[list[Nudge], list[Nudge]]:
         """Store what an evaluation decided, with its events; returns the nudges
-        actually stored (a key already used that day is skipped)."""
+        actually stored (a key already used that day is skipped) and those
+        actually withdrawn (not already acknowledged or withdrawn)."""
         stored: list[Nudge] = []
+        pulled: list[Nudge] = []
         async with self._pool.acquire() as conn, conn.transaction():
             rows: list[tuple[str, str, bytes, datetime]] = []
             for nudge, day in sent:
@@ -309,6 +311,7 @@ class ItineraryStore:
                     SEEN,
                 )
                 if changed:
+                    pulled.append(nudge)
                     rows.append(
                         (
                             messages.FEED_WITHDRAWN,
@@ -318,7 +321,7 @@ class ItineraryStore:
                         )
                     )
             await events.append_many(conn, SCHEMA, rows)
-        return stored
+        return stored, pulled
 
     async def get_nudge(self, nudge_id: str) -> Nudge:
         row = await self._pool.fetchrow(

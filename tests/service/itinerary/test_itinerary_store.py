@@ -16,8 +16,11 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from services.itinerary import facts as facts_module
+from services.itinerary import nudger as nudger_module
 from services.itinerary import planning
 from services.itinerary.directory import Directory
 from services.itinerary.live import LiveVenue
@@ -233,3 +236,44 @@ async def test_erasure_leaves_nothing_of_the_guest(world: World) -> None:
     assert not await world.pool.fetchval(
         "SELECT count(*) FROM nudge_candidates WHERE guest_id = $1", guest
     )
+
+
+async def test_the_nudges_metric_counts_by_kind_and_outcome(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """venue.itinerary.nudges as docs/observability.md names it: one counter
+    with venue.nudge_kind and venue.outcome."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    counter = provider.get_meter("venue.itinerary").create_counter("venue.itinerary.nudges")
+    monkeypatch.setattr(nudger_module, "_nudges", counter)
+    guest, party = world.guest()
+    day = NOON.date()
+    await world.nudger._decide(party, "", [go_now("a"), go_now("b")], [], NOON, day)
+    # Re-evaluated: "b" is the same held-back candidate, counted once.
+    await world.nudger._decide(party, "", [go_now("b")], [], NOON + timedelta(minutes=1), day)
+    [nudge] = await world.store.nudges_on(day, guest)
+    await world.nudger.acknowledge(nudge.nudge_id, guest, ACK_DISMISSED, NOON)
+    await world.nudger._decide(party, "", [go_now("c")], [], NOON + timedelta(minutes=20), day)
+    [_, open_one] = await world.store.nudges_on(day, guest)
+    for _ in range(2):  # withdrawn once, counted once
+        await world.nudger._decide(party, "", [], [open_one], NOON + timedelta(minutes=21), day)
+    data = reader.get_metrics_data()
+    assert data is not None
+    counts: dict[tuple[str, str], int] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                assert metric.name == "venue.itinerary.nudges"
+                for point in metric.data.data_points:
+                    attrs = dict(point.attributes or {})
+                    assert set(attrs) == {"venue.nudge_kind", "venue.outcome"}
+                    key = (str(attrs["venue.nudge_kind"]), str(attrs["venue.outcome"]))
+                    counts[key] = int(point.value)  # type: ignore[union-attr]
+    assert counts == {
+        ("NUDGE_KIND_GO_NOW", "sent"): 2,
+        ("NUDGE_KIND_GO_NOW", "withheld"): 1,
+        ("NUDGE_KIND_GO_NOW", "dismissed"): 1,
+        ("NUDGE_KIND_GO_NOW", "withdrawn"): 1,
+    }
+    provider.shutdown()

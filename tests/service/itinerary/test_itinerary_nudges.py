@@ -17,6 +17,7 @@ from tests.service.conftest import Guest
 from tests.service.itinerary.conftest import (
     Itinerary,
     call_group,
+    next_event,
     next_nudge,
     queue_booking,
 )
@@ -385,3 +386,40 @@ async def test_erasure_removes_the_guests_nudges(itinerary: Itinerary) -> None:
     assert not await db.fetchval(
         "SELECT count(*) FROM itinerary.events WHERE key = $1", lu.guest_id
     )
+
+
+async def test_every_cursor_resumes_exactly_after_itself(itinerary: Itinerary) -> None:
+    """The whole day's feed (nudges and plan updates) replayed once; resuming
+    from any event's cursor gives exactly the events after it, in order, and
+    two sessions of one guest (phone and watch) each get every new event."""
+    mo = await itinerary.family()
+    await itinerary.create_plan(mo, "royal-carousel")
+    for ride in ("rocket-coaster", "nebula-mountain"):
+        await board(itinerary, mo, ride)
+    whole = subscribe(itinerary, mo)
+    day: list[pb.SubscribeNudgesResponse] = []
+    async with asyncio.timeout(10):
+        while sum(1 for e in day if e.WhichOneof("event") == "nudge") < 2:
+            day.append(await anext(whole))
+    await whole.aclose()
+    kinds = {e.WhichOneof("event") for e in day}
+    assert kinds == {"nudge", "plan_updated"}
+    assert len({e.cursor for e in day}) == len(day)
+    for i in (0, len(day) // 2, len(day) - 2):
+        resumed = subscribe(itinerary, mo, cursor=day[i].cursor)
+        rest = [await next_event(resumed) for _ in day[i + 1 :]]
+        assert [e.cursor for e in rest] == [e.cursor for e in day[i + 1 :]]
+        assert rest == day[i + 1 :]
+        await resumed.aclose()
+    # Two sessions open at once: each sees the next call once, nothing older.
+    phone = subscribe(itinerary, mo, cursor=day[-1].cursor)
+    watch = subscribe(itinerary, mo, cursor=day[-1].cursor)
+    await asyncio.sleep(0.2)
+    await board(itinerary, mo, "plunge-tower")
+    for session in (phone, watch):
+        got = await next_nudge(session)
+        assert got.nudge.action.open_route.destination_poi_id == "plunge-tower"
+        with contextlib.suppress(TimeoutError):
+            extra = await next_nudge(session, timeout=0.5)
+            raise AssertionError(f"shown twice: {extra}")
+        await session.aclose()

@@ -32,6 +32,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.itinerary import progress
 from services.itinerary.directory import Directory
 from services.itinerary.facts import VenueFacts
+from services.itinerary.lanes import Lanes, WatermarkCursor
 from services.itinerary.live import OPEN, LiveVenue, WaitDrop, WaitJump
 from services.itinerary.model import RETURN_TIME, VIRTUAL_QUEUE, Place, Window
 from services.itinerary.nudger import Nudger
@@ -134,6 +135,9 @@ class Consumers:
         self._nudger = nudger
         self._clock = clock
         self.cursors: list[ThrottledCursor] = []
+        # A boarding group is called for many parties at once: their bookings
+        # are applied side by side, each party's in order.
+        self.booking_lanes = Lanes("itinerary-queue-bookings")
 
     def all(self) -> list[StreamConsumer[Any]]:
         return [
@@ -248,15 +252,20 @@ class Consumers:
             request = qpb.WatchQueueEventsRequest(start=start_of(cursor), kinds=kinds)
             return stub.WatchQueueEvents(request).__aiter__()
 
+        lanes = self.booking_lanes
+
         async def handle(event: qpb.WatchQueueEventsResponse, _: object) -> None:
-            await self.apply_booking(event)
+            which = event.WhichOneof("event")
+            change = getattr(event, which) if which else None
+            party = change.booking.party_id if change is not None else ""
+            await lanes.submit(party, event.cursor, lambda: self.apply_booking(event))
 
         return StreamConsumer(
             "itinerary-queue-bookings",
             open_stream,
             handle,
             lambda e: e.cursor,
-            self._table("itinerary-queue-bookings"),
+            WatermarkCursor(lanes, self._table("itinerary-queue-bookings")),
             clock=self._clock,
         )
 

@@ -14,8 +14,8 @@ import asyncio
 import os
 import random
 import subprocess
-import uuid
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 

@@ -71,7 +71,13 @@ async def setup(runtime: Runtime) -> Callable[[grpc.aio.Server], None]:
 
     runtime.hub.on_event(on_event)
     servicer = IdentityServicer(
-        store, runtime.hub, cache, local_signing_key(settings.data_dir), master, settings.clock
+        store,
+        runtime.hub,
+        cache,
+        local_signing_key(settings.data_dir),
+        master,
+        settings.clock,
+        revocations,
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -34,7 +34,7 @@ from services.platform.errors import (
     Unauthenticated,
 )
 from services.platform.principal import Kind, Principal, caller
-from services.platform.tokens import SigningKey
+from services.platform.tokens import Revocations, SigningKey
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2 as pb
 from venue.identity.v1 import identity_pb2_grpc
@@ -67,6 +67,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         signing_key: SigningKey,
         master: bytes,
         clock: VenueClock,
+        revocations: Revocations,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -75,6 +76,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._master = master
         self._clock = clock
         self._limiter = LoginLimiter()
+        # This replica refuses a revoked credential from the moment the revocation
+        # commits; other replicas learn it from the event stream.
+        self._revocations = revocations
 
     # --- helpers -------------------------------------------------------------
 
@@ -406,6 +410,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         reply = await self._store.idempotent(
             idem, pb.EraseGuestResponse.FromString, lambda r: r.SerializeToString(), work
         )
+        self._revocations.revoke(Kind.GUEST, guest_id)
         self._after_write(guest_id)
         return reply
 
@@ -465,6 +470,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.RevokeDeviceResponse:
         device_id = validation.ident(request.device_id, "device_id")
         device = await self._store.revoke_device(device_id, self._clock.now())
+        self._revocations.revoke(Kind.DEVICE, device_id)
         self._hub.poke()
         return pb.RevokeDeviceResponse(device=messages.device_pb(device))
 
@@ -507,6 +513,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if staff_id == caller().subject:
             raise FailedPrecondition("staff cannot revoke themselves", reason="SELF_REVOKE")
         staff = await self._store.revoke_staff(staff_id, self._clock.now())
+        self._revocations.revoke(Kind.STAFF, staff_id)
         self._hub.poke()
         return pb.RevokeStaffResponse(staff=messages.staff_pb(staff))
 

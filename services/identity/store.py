@@ -619,7 +619,10 @@ class IdentityStore:
     ) -> None:
         await self._pool.execute(
             "INSERT INTO staff (staff_id, display_name, role, secret_hash, status) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (staff_id) DO NOTHING",
+            # The master in use is authoritative: if it was rotated, the bootstrap
+            # administrator's secret follows (a revoked one stays revoked).
+            "VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (staff_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash",
             staff_id,
             display_name,
             role,

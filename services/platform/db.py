@@ -20,6 +20,14 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     return embedded_pg.ensure_running(data_dir)
 
 
+async def _release(conn: asyncpg.Connection) -> None:
+    """Nothing more on a connection's way back to the pool. asyncpg still rolls
+    back an unfinished transaction and drops listener callbacks itself; its
+    default reset query (RESET ALL, UNLISTEN *, advisory unlock) would cost a
+    round trip on every release, and services keep no session state on pooled
+    connections (listeners and advisory locks use connections of their own)."""
+
+
 async def create_pool(url: str, schema: str, service: str, max_size: int = 8) -> asyncpg.Pool:
     """A pool whose connections see only the service's schema by default."""
     return await asyncpg.create_pool(
@@ -29,6 +37,7 @@ async def create_pool(url: str, schema: str, service: str, max_size: int = 8) ->
         server_settings={"search_path": schema, "application_name": f"venue-{service}"},
         # Statements are prepared per connection; a fresh schema invalidates nothing.
         max_inactive_connection_lifetime=300,
+        reset=_release,
     )
 
 

@@ -38,9 +38,11 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 import asyncpg
 import grpc
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.errors import InvalidArgument
 
@@ -260,7 +262,9 @@ class EventHub:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 woken = self._wake.is_set()
                 self._wake.clear()
-                got = await self._read_new()
+                # Tailing is housekeeping, not a request: no trace per poll.
+                with suppress_instrumentation():
+                    got = await self._read_new()
                 # A wake-up with nothing visible means a commit is hidden behind an
                 # older running transaction: look again shortly.
                 retry_soon = 10 if woken and not got else max(0, retry_soon - 1)
@@ -415,14 +419,8 @@ class TableCursor:
 
 _tracer = trace.get_tracer("venue.events")
 _meter = metrics.get_meter("venue.events")
-_handled = _meter.create_counter(
-    "venue.events.handled", unit="{event}", description="Events handled by each stream consumer"
-)
-_lag = _meter.create_histogram(
-    "venue.events.consumer.lag",
-    unit="s",
-    description="How far behind its producer a consumer handles an event (wall seconds)",
-)
+_handled = semconv.counter(_meter, semconv.EVENTS_HANDLED)
+_lag = semconv.histogram(_meter, semconv.EVENTS_LAG)
 
 
 def _links_to(traceparent: str) -> list[Link]:
@@ -454,7 +452,7 @@ class StreamConsumer(Generic[E]):
     ) -> None:
         self.name = name
         self._clock = clock
-        self._attrs = {"venue.consumer": name}
+        self._attrs = {semconv.CONSUMER: name}
         self._open = open_stream
         self._handle = handle
         self._cursor_of = cursor_of

@@ -1,0 +1,1 @@
+"""The access service: entitlements, tap decisions, wallets, payments and the ledger."""

@@ -1,0 +1,4 @@
+from services.access.service import DEFINITION
+from services.platform.server import main
+
+main(DEFINITION)

@@ -50,6 +50,7 @@ from services.itinerary.model import (
 from services.itinerary.plans import PlanBook, booking_of
 from services.itinerary.router import Router
 from services.itinerary.store import CandidateRow, ItineraryStore, QueueBooking, Stored
+from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.errors import FailedPrecondition, PermissionDenied
 from services.platform.events import EventHub
@@ -58,14 +59,9 @@ from venue.itinerary.v1 import itinerary_pb2 as pb
 log = logging.getLogger("venue.itinerary.nudger")
 _tracer = trace.get_tracer("venue.itinerary")
 _meter = metrics.get_meter("venue.itinerary")
-# docs/observability.md: one counter, by kind and what became of the nudge, so
-# the dashboards read sent, accepted, dismissed and withheld side by side.
-_nudges = _meter.create_counter(
-    "venue.itinerary.nudges",
-    unit="{nudge}",
-    description="Nudge candidates by kind and outcome (sent, withheld, withdrawn, seen, "
-    "accepted, dismissed)",
-)
+# docs/observability.md (names in services/platform/semconv.py): one counter by
+# kind and what became of the nudge, so the dashboards read them side by side.
+_nudges = semconv.counter(_meter, semconv.ITINERARY_NUDGES)
 _eval_time = _meter.create_histogram(
     "venue.itinerary.evaluation.duration", unit="ms", description="One party's evaluation"
 )
@@ -75,7 +71,7 @@ NUDGE_ACCEPTED = int(pb.REPLAN_REASON_NUDGE_ACCEPTED)
 
 
 OUTCOME_SENT = "sent"
-OUTCOME_WITHHELD = "withheld"
+OUTCOME_WITHHELD = "suppressed"
 OUTCOME_WITHDRAWN = "withdrawn"
 ACK_OUTCOMES = {ACK_SEEN: "seen", ACK_ACCEPTED: "accepted", ACK_DISMISSED: "dismissed"}
 
@@ -85,7 +81,13 @@ def _kind(kind: int) -> str:
 
 
 def _count(kind: int, outcome: str, n: int = 1) -> None:
-    _nudges.add(n, {"venue.nudge_kind": _kind(kind), "venue.outcome": outcome})
+    _nudges.add(
+        n,
+        {
+            semconv.NUDGE_KIND: semconv.strip_enum(_kind(kind), "NUDGE_KIND_"),
+            semconv.OUTCOME: outcome,
+        },
+    )
 
 
 class Nudger:
@@ -243,7 +245,7 @@ class Nudger:
         started = time.perf_counter()
         self.evaluations += 1
         with _tracer.start_as_current_span("itinerary.evaluate") as span:
-            span.set_attribute("venue.party.id", party_id)
+            span.set_attribute(semconv.PARTY, party_id)
             sent = await self._evaluate(plan)
             span.set_attribute("venue.nudges.sent", sent)
         _eval_time.record((time.perf_counter() - started) * 1000.0)

@@ -39,6 +39,7 @@ from services.itinerary.model import (
 from services.itinerary.planning import Answer
 from services.itinerary.router import Router, RoutingUnavailable
 from services.itinerary.store import Announce, Idem, ItineraryStore, QueueBooking, Stale, Stored
+from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.errors import Aborted
 from services.platform.events import EventHub
@@ -180,7 +181,7 @@ class PlanBook:
         except RoutingUnavailable:
             self._wake.set()
             return planning.unoptimized(plan, q, reason)
-        _replans.add(1, {"venue.reason": pb.ReplanReason.Name(reason)})  # type: ignore[arg-type]
+        _replans.add(1, {semconv.REASON: pb.ReplanReason.Name(reason)})  # type: ignore[arg-type]
         return planning.merge(plan, q, answer, now, reason)
 
     # --- writing ---------------------------------------------------------------

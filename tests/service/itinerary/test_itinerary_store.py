@@ -271,9 +271,9 @@ async def test_the_nudges_metric_counts_by_kind_and_outcome(
                     key = (str(attrs["venue.nudge_kind"]), str(attrs["venue.outcome"]))
                     counts[key] = int(point.value)  # type: ignore[union-attr]
     assert counts == {
-        ("NUDGE_KIND_GO_NOW", "sent"): 2,
-        ("NUDGE_KIND_GO_NOW", "withheld"): 1,
-        ("NUDGE_KIND_GO_NOW", "dismissed"): 1,
-        ("NUDGE_KIND_GO_NOW", "withdrawn"): 1,
+        ("go_now", "sent"): 2,
+        ("go_now", "suppressed"): 1,
+        ("go_now", "dismissed"): 1,
+        ("go_now", "withdrawn"): 1,
     }
     provider.shutdown()

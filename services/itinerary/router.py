@@ -113,7 +113,7 @@ class Router:
 
     async def plan(self, q: Question, settings: PlanSettings) -> Answer:
         request = rpb.PlanItineraryRequest(
-            start=endpoint(q.start),
+            start=endpoint(self._facts.routable(q.start)),
             start_at=to_timestamp(q.start_at),
             leave_at=to_timestamp(q.leave_at),
             walking=walking(settings),
@@ -175,7 +175,7 @@ class Router:
             self._walks.move_to_end(key)
             return cached
         request = rpb.GetRouteRequest(
-            origin=endpoint(origin),
+            origin=endpoint(self._facts.routable(origin)),
             destination=rpb.Endpoint(poi_id=poi_id),
             walking=walking(settings, avoid_crowds=False),
         )
@@ -218,7 +218,7 @@ class Router:
         found: dict[str, SnackOption] = {}
         for tags in (["cold_drink"], ["snack"]):
             request = rpb.FindNearestRequest(
-                origin=endpoint(origin),
+                origin=endpoint(self._facts.routable(origin)),
                 tags=tags,
                 open_at=to_timestamp(now),
                 walking=walking(settings, avoid_crowds=False),
@@ -257,7 +257,7 @@ class Router:
         routes: list[rpb.Route] = []
         for avoid in (False, True):
             request = rpb.GetRouteRequest(
-                origin=endpoint(origin),
+                origin=endpoint(self._facts.routable(origin)),
                 destination=rpb.Endpoint(poi_id=poi_id),
                 walking=walking(settings, avoid_crowds=avoid),
                 depart_at=to_timestamp(now),

@@ -83,6 +83,10 @@ fmt: setup ## Format and autofix with ruff.
 bench: setup ## Run the benchmarks; results go to bench/results/.
 	$(PY) -m bench $(ARGS)
 
+.PHONY: dashboards
+dashboards: setup ## Regenerate the Grafana dashboards in infra/grafana/dashboards.
+	$(PY) -m tools.make_dashboards
+
 .PHONY: secrets
 secrets: setup ## Write .secrets/ for docker compose (a master and each service's own secret).
 	$(BIN)/venue secrets .secrets

@@ -28,6 +28,7 @@ from services.access.ledger import ChargeAsk, ChargeOutcome
 from services.access.store import RECORDED, AccessStore, ChargeWrite, Stale
 from services.access.telemetry import hot_path_database
 from services.access.venue_index import VenueIndex
+from services.platform import semconv
 from services.platform.errors import Aborted
 from venue.access.v1 import access_pb2 as pb
 
@@ -65,10 +66,8 @@ class Cashier:
         self._venue = venue
         self._pin_key = pin_key
         meter = metrics.get_meter("venue.access")
-        self._results = meter.create_counter(
-            "access.charge.results", description="Charges by result and decline reason"
-        )
-        self._attrs: dict[int, dict[str, str]] = {}
+        self._results = semconv.counter(meter, semconv.ACCESS_PAYMENTS)
+        self._attrs: dict[tuple[str, int], dict[str, str]] = {}
 
     def pin_hash(self, party_id: str, pin: str) -> bytes:
         return ledger.hash_pin(self._pin_key, party_id, pin)
@@ -79,12 +78,15 @@ class Cashier:
 
         return matches
 
-    def _count(self, reason: int) -> None:
-        attrs = self._attrs.get(reason)
+    def _count(self, merchant_id: str, reason: int) -> None:
+        key = (merchant_id, reason)
+        attrs = self._attrs.get(key)
         if attrs is None:
-            attrs = self._attrs[reason] = {
-                "result": "approved" if reason == 0 else "declined",
-                "decline_reason": pb.DeclineReason.Name(reason),  # type: ignore[arg-type]
+            why = pb.DeclineReason.Name(reason)  # type: ignore[arg-type]
+            attrs = self._attrs[key] = {
+                semconv.MERCHANT: merchant_id,
+                semconv.OUTCOME: "approved" if reason == 0 else "declined",
+                semconv.DECLINE_REASON: semconv.strip_enum(why, "DECLINE_REASON_"),
             }
         self._results.add(1, attrs)
 
@@ -170,14 +172,13 @@ class Cashier:
                 "charges", purchase.scope, purchase.key, purchase.digest
             )
             return pb.ChargeResponse.FromString(stored)
-        self._count(outcome.reason)
+        self._count(purchase.merchant_id, outcome.reason)
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute("venue.merchant.id", purchase.merchant_id)
-            result_text = "approved" if outcome.approved else "declined"
-            span.set_attribute("venue.charge.result", result_text)
+            span.set_attribute(semconv.MERCHANT, purchase.merchant_id)
+            span.set_attribute(semconv.OUTCOME, "approved" if outcome.approved else "declined")
             if wearer is not None:
-                span.set_attribute("venue.party.id", wearer.party_id)
+                span.set_attribute(semconv.PARTY, wearer.party_id)
         return reply
 
 

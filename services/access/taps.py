@@ -25,6 +25,7 @@ from services.access.records import AccessPointState, EntitlementRecord
 from services.access.store import RECORDED, AccessStore, HeldState, Stale, TapWrite
 from services.access.telemetry import hot_path_database
 from services.access.venue_index import PointInfo, VenueIndex
+from services.platform import semconv
 from services.platform.errors import Aborted
 from venue.access.v1 import access_pb2 as pb
 
@@ -102,19 +103,21 @@ class TapDesk:
         self._venue = venue
         self._states = states
         meter = metrics.get_meter("venue.access")
-        self._decisions = meter.create_counter(
-            "access.tap.decisions", description="Tap decisions by access point kind and outcome"
-        )
-        self._attrs: dict[tuple[int, int], dict[str, str]] = {}
+        self._decisions = semconv.counter(meter, semconv.ACCESS_TAPS)
+        self._attrs: dict[tuple[str, int], dict[str, str]] = {}
 
     def _count(self, point: PointInfo, reason: int) -> None:
-        key = (point.kind, reason)
+        key = (point.access_point_id, reason)
         attrs = self._attrs.get(key)
         if attrs is None:
+            kind = pb.AccessPointKind.Name(point.kind)  # type: ignore[arg-type]
+            why = pb.DenyReason.Name(reason)  # type: ignore[arg-type]
             attrs = self._attrs[key] = {
-                "access_point.kind": pb.AccessPointKind.Name(point.kind),  # type: ignore[arg-type]
-                "decision": "allow" if reason == 0 else "deny",
-                "deny_reason": pb.DenyReason.Name(reason),  # type: ignore[arg-type]
+                semconv.ACCESS_POINT: point.access_point_id,
+                semconv.ACCESS_POINT_KIND: semconv.strip_enum(kind, "ACCESS_POINT_KIND_"),
+                semconv.ATTRACTION: point.attraction_id or "",
+                semconv.DECISION: "allow" if reason == 0 else "deny",
+                semconv.DENY_REASON: semconv.strip_enum(why, "DENY_REASON_"),
             }
         self._decisions.add(1, attrs)
 
@@ -271,17 +274,15 @@ class TapDesk:
         span = trace.get_current_span()
         if not span.is_recording():
             return
-        span.set_attribute("venue.access_point.id", point.access_point_id)
+        span.set_attribute(semconv.ACCESS_POINT, point.access_point_id)
         if point.attraction_id:
-            span.set_attribute("venue.attraction.id", point.attraction_id)
-        span.set_attribute("venue.tap.decision", "allow" if decision.allow else "deny")
+            span.set_attribute(semconv.ATTRACTION, point.attraction_id)
+        span.set_attribute(semconv.DECISION, "allow" if decision.allow else "deny")
         if not decision.allow:
-            span.set_attribute(
-                "venue.tap.deny_reason",
-                pb.DenyReason.Name(decision.reason),  # type: ignore[arg-type]
-            )
+            why = pb.DenyReason.Name(decision.reason)  # type: ignore[arg-type]
+            span.set_attribute(semconv.DENY_REASON, semconv.strip_enum(why, "DENY_REASON_"))
         if wearer is not None:
-            span.set_attribute("venue.guest.id", wearer.guest_id)
+            span.set_attribute(semconv.GUEST, wearer.guest_id)
 
 
 def _after_use(state: HeldState, use: decisions.Use, at: datetime) -> EntitlementRecord | None:

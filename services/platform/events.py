@@ -42,6 +42,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.errors import InvalidArgument
 
@@ -418,14 +419,8 @@ class TableCursor:
 
 _tracer = trace.get_tracer("venue.events")
 _meter = metrics.get_meter("venue.events")
-_handled = _meter.create_counter(
-    "venue.events.handled", unit="{event}", description="Events handled by each stream consumer"
-)
-_lag = _meter.create_histogram(
-    "venue.events.consumer.lag",
-    unit="s",
-    description="How far behind its producer a consumer handles an event (wall seconds)",
-)
+_handled = semconv.counter(_meter, semconv.EVENTS_HANDLED)
+_lag = semconv.histogram(_meter, semconv.EVENTS_LAG)
 
 
 def _links_to(traceparent: str) -> list[Link]:
@@ -457,7 +452,7 @@ class StreamConsumer(Generic[E]):
     ) -> None:
         self.name = name
         self._clock = clock
-        self._attrs = {"venue.consumer": name}
+        self._attrs = {semconv.CONSUMER: name}
         self._open = open_stream
         self._handle = handle
         self._cursor_of = cursor_of

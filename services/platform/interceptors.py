@@ -20,7 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.platform import errors
+from services.platform import errors, semconv
 from services.platform.callctx import call_deadline, request_id, rpc_method
 from services.platform.handlers import (
     Handler,
@@ -149,8 +149,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         self._cache: dict[str, Handler | None] = {}
         self._tracer = trace.get_tracer("venue.rpc")
         self._propagator = propagate.get_global_textmap()
-        self._duration = metrics.get_meter("venue.rpc").create_histogram(
-            "rpc.server.duration", unit="ms", description="Duration of inbound RPCs"
+        self._duration = semconv.histogram(
+            metrics.get_meter("venue.rpc"), semconv.RPC_SERVER_DURATION
         )
 
     async def intercept_service(
@@ -284,8 +284,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             )
         current_principal.set(principal)
         if span.is_recording():
-            span.set_attribute("venue.caller.kind", principal.kind.value)
-            span.set_attribute("venue.caller.id", principal.subject)
+            span.set_attribute(semconv.CALLER_KIND, principal.kind.value)
+            span.set_attribute(semconv.CALLER_ID, principal.subject)
 
     async def _guard_deadline(self, plan: _Plan, context: Any) -> None:
         remaining = context.time_remaining()
@@ -304,7 +304,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             span.record_exception(exc)
             mapped = errors.Internal()
         elif span.is_recording():
-            span.set_attribute("venue.error.reason", mapped.reason)
+            span.set_attribute(semconv.ERROR_REASON, mapped.reason)
         await abort(context, mapped)
 
 

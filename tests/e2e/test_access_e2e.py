@@ -17,6 +17,7 @@ import pytest
 from services.platform.config import ROOT
 from services.platform.validation import to_timestamp
 from services.runner.suite import Suite, auto_ports
+from tests.support.people import device, staff
 from tests.support.stubs import bearer
 from venue.access.v1 import access_pb2 as pb
 from venue.access.v1 import access_pb2_grpc
@@ -30,21 +31,6 @@ MALL = ROOT / "venues" / "millbrook-galleria.yaml"
 LINE = "ap.patty-and-bun.standby"
 TILL = "till.thread-and-needle.1"
 MERCHANT = "thread-and-needle"
-
-
-async def device(
-    stub: identity_pb2_grpc.IdentityServiceAsyncStub, admin: str, kind: int, ref: str
-) -> tuple[tuple[str, str], ...]:
-    made = await stub.RegisterDevice(
-        ipb.RegisterDeviceRequest(kind=kind, name=ref, venue_ref=ref),  # type: ignore[arg-type]
-        metadata=bearer(admin),
-    )
-    token = await stub.IssueToken(
-        ipb.IssueTokenRequest(
-            device_secret=ipb.DeviceSecret(device_id=made.device.device_id, secret=made.secret)
-        )
-    )
-    return bearer(token.access_token)
 
 
 async def embedded_pg(action: str, data_dir: Path) -> str:
@@ -97,19 +83,7 @@ async def test_access_on_the_mall_survives_a_restart(tmp_path: Path) -> None:
             )
             scanner = await device(identity, admin, common_pb2.DEVICE_KIND_RIDE_SCANNER, LINE)
             till = await device(identity, admin, common_pb2.DEVICE_KIND_POINT_OF_SALE, TILL)
-            desk = await identity.CreateStaff(
-                ipb.CreateStaffRequest(display_name="Desk", role=common_pb2.STAFF_ROLE_DESK),
-                metadata=bearer(admin),
-            )
-            desk_token = (
-                await identity.IssueToken(
-                    ipb.IssueTokenRequest(
-                        staff_secret=ipb.StaffSecret(
-                            staff_id=desk.staff.staff_id, secret=desk.secret
-                        )
-                    )
-                )
-            ).access_token
+            desk_token = await staff(identity, admin, common_pb2.STAFF_ROLE_DESK)
             await access.TopUp(
                 pb.TopUpRequest(
                     party_id=guest.guest.party_id,

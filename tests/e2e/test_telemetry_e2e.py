@@ -153,6 +153,12 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
     assert attrs[semconv.DECISION] == "allow"
     assert attrs[semconv.GUEST] == guest.guest.guest_id
     assert attrs[semconv.CALLER_KIND] == "device"
+    database = [
+        s.span
+        for s in receiver.trace(trace_id)
+        if s.attrs.get("db.system") == "postgresql" and s.span.parent_span_id == span.span_id
+    ]
+    assert database and database[0].kind == Span.SPAN_KIND_CLIENT, "the tap's database work"
     deny = next(s for s in receiver.spans if s.attrs.get(semconv.DECISION) == "deny")
     assert deny.attrs[semconv.DENY_REASON] == "unknown_band"
 

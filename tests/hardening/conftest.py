@@ -11,10 +11,13 @@ admin call that erases or revokes cannot take away the matrix's callers.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -27,7 +30,7 @@ from grpc_status import rpc_status
 from services.platform import service_secrets
 from services.platform.config import DEFAULT_VENUE_FILE
 from services.runner.suite import Suite, auto_ports, implemented_services
-from services.venue_model import AccessPointKind, load_venue
+from services.venue_model import AccessPointKind, Venue, load_venue
 from tests.hardening.callers import PRIVILEGE_ORDER, CallerKind, caller_kinds
 from tests.hardening.rpcs import Rpc
 from tests.support.stubs import bearer
@@ -68,8 +71,13 @@ class Hardened:
     me: Person  # the guest whose party is "this party"
     other: Person  # a guest of another party
     fuzz_ids: list[str]  # ids that exist, for fuzzed requests to find
+    refs: dict[str, str] = field(default_factory=dict)  # device caller -> venue ref
+    merchant: str = ""  # the merchant of the point-of-sale device's till
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     rate_waits: int = 0
+    # Figures for the closing note, written to <basetemp>/hardening.json (and to
+    # $VENUE_HARDENING_RESULTS when set, as `make fuzz` does).
+    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def services(self) -> list[str]:
@@ -165,9 +173,8 @@ async def _database(server_url: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
-def device_refs(venue_file: Path) -> dict[str, str]:
+def device_refs(venue: Venue) -> dict[str, str]:
     """Where a device of each kind stands in the venue (by caller name)."""
-    venue = load_venue(venue_file)
 
     def point(kind: AccessPointKind) -> str:
         return next((p.id for p in venue.access_points if p.kind is kind), "")
@@ -183,9 +190,8 @@ def device_refs(venue_file: Path) -> dict[str, str]:
     }
 
 
-def venue_ids(venue_file: Path, per_kind: int = 6) -> list[str]:
+def venue_ids(venue: Venue, per_kind: int = 6) -> list[str]:
     """A few ids of every kind of thing in the venue, for fuzzed requests."""
-    venue = load_venue(venue_file)
     groups: Sequence[Sequence[str]] = [
         [p.id for p in venue.pois],
         [p.id for p in venue.pois if p.is_attraction],
@@ -273,9 +279,11 @@ async def make_staff(
 
 
 async def callers_for(
-    suite: Suite, identity: identity_pb2_grpc.IdentityServiceAsyncStub, admin: str
+    suite: Suite,
+    identity: identity_pb2_grpc.IdentityServiceAsyncStub,
+    admin: str,
+    refs: dict[str, str],
 ) -> tuple[dict[str, str], dict[str, str]]:
-    refs = device_refs(suite.venue_file or DEFAULT_VENUE_FILE)
     tokens: dict[str, str] = {"staff:admin": admin}
     device_ids: dict[str, str] = {}
     for caller in caller_kinds():
@@ -326,9 +334,13 @@ async def hardened(
         hardened = Hardened(suite, pool, admin, {}, {}, nobody, nobody, [])
         identity = hardened.identity()
         access = hardened.access() if "access" in services else None
-        tokens, device_ids = await callers_for(suite, identity, admin)
+        venue = load_venue(DEFAULT_VENUE_FILE)
+        hardened.refs = device_refs(venue)
+        till = hardened.refs["device:point_of_sale"]
+        hardened.merchant = next(t.merchant for t in venue.tills if t.id == till)
+        tokens, device_ids = await callers_for(suite, identity, admin, hardened.refs)
         hardened.tokens, hardened.device_ids = tokens, device_ids
-        currency = load_venue(suite.venue_file or DEFAULT_VENUE_FILE).currency
+        currency = venue.currency
         desk = tokens["staff:desk"]
         hardened.me = await make_person(identity, access, admin, desk, currency)
         hardened.other = await make_person(identity, access, admin, desk, currency)
@@ -344,11 +356,17 @@ async def hardened(
             target.band_id,
             target.band_uid,
             fuzz_device,
-            *venue_ids(suite.venue_file or DEFAULT_VENUE_FILE),
+            *venue_ids(venue),
         ]
         yield hardened
     finally:
         if hardened is not None:
+            text = json.dumps(hardened.figures, indent=2, sort_keys=True) + "\n"
+            targets = [tmp_path_factory.getbasetemp() / "hardening.json"]
+            if os.environ.get("VENUE_HARDENING_RESULTS"):
+                targets.append(Path(os.environ["VENUE_HARDENING_RESULTS"]))
+            for path in targets:
+                await asyncio.to_thread(path.write_text, text)
             for channel in hardened.channels.values():
                 await channel.close()
         await pool.close()

@@ -33,6 +33,7 @@ from tests.hardening.conftest import (
     Person,
     make_device,
     make_person,
+    make_staff,
 )
 from tests.hardening.rpcs import Rpc, all_rpcs, rpc
 from tests.support.stubs import bearer
@@ -260,31 +261,29 @@ async def _refused_everywhere(
     return took
 
 
-async def test_a_revoked_device_is_refused_by_every_service(hardened: Hardened) -> None:
-    identity = hardened.identity()
-    refs = hardened.refs
-    # Per running service, one RPC some kind of device may call.
+def _one_rpc_per_service(hardened: Hardened, prefix: str) -> dict[str, tuple[Rpc, str]]:
+    """Per running service, one RPC that some caller kind named `prefix...` may call
+    (not a public one: a public RPC treats a stale token as no token)."""
     chosen: dict[str, tuple[Rpc, str]] = {}
     kinds = {c.name: c for c in caller_kinds()}
     for target in all_rpcs():
         if target.service in chosen or target.service not in hardened.services:
             continue
         if target.rule.anonymous:
-            # A public RPC treats a stale token as no token: nothing to refuse.
             continue
         for name, caller in kinds.items():
-            if name.startswith("device:") and target.rule.admits(caller.principal):
+            if name.startswith(prefix) and target.rule.admits(caller.principal):
                 chosen[target.service] = (target, name)
                 break
-    assert chosen, "no running service admits devices"
-    tokens: dict[str, tuple[str, str]] = {}
-    for _, kind_name in chosen.values():
-        if kind_name not in tokens:
-            kind = kinds[kind_name].principal.device_kind
-            tokens[kind_name] = await make_device(
-                identity, hardened.admin, kind, refs.get(kind_name, "")
-            )
+    return chosen
 
+
+async def _revoke_and_watch(
+    hardened: Hardened,
+    chosen: dict[str, tuple[Rpc, str]],
+    tokens: dict[str, tuple[str, str]],
+    revoke: Callable[[str], Awaitable[Any]],
+) -> dict[str, float]:
     def probe(target: Rpc, token: str) -> Callable[[], Awaitable[bool]]:
         async def refused() -> bool:
             return (await _call(hardened, target, token)).code == grpc.StatusCode.UNAUTHENTICATED
@@ -293,12 +292,51 @@ async def test_a_revoked_device_is_refused_by_every_service(hardened: Hardened) 
 
     for target, kind_name in chosen.values():
         assert not await probe(target, tokens[kind_name][1])(), f"{target.key} refused too soon"
-    for device_id, _ in tokens.values():
+    for subject, _ in tokens.values():
+        await revoke(subject)
+    took = await _refused_everywhere([(t.key, probe(t, tokens[k][1])) for t, k in chosen.values()])
+    return {k: round(v, 3) for k, v in took.items()}
+
+
+async def test_a_revoked_device_is_refused_by_every_service(hardened: Hardened) -> None:
+    identity = hardened.identity()
+    chosen = _one_rpc_per_service(hardened, "device:")
+    assert chosen, "no running service admits devices"
+    kinds = {c.name: c for c in caller_kinds()}
+    tokens: dict[str, tuple[str, str]] = {}
+    for _, kind_name in chosen.values():
+        if kind_name not in tokens:
+            kind = kinds[kind_name].principal.device_kind
+            tokens[kind_name] = await make_device(
+                identity, hardened.admin, kind, hardened.refs.get(kind_name, "")
+            )
+
+    async def revoke(device_id: str) -> None:
         await identity.RevokeDevice(
             ipb.RevokeDeviceRequest(device_id=device_id), metadata=bearer(hardened.admin)
         )
-    took = await _refused_everywhere([(t.key, probe(t, tokens[k][1])) for t, k in chosen.values()])
-    hardened.figures["revoked_device_refused_after_s"] = {k: round(v, 3) for k, v in took.items()}
+
+    took = await _revoke_and_watch(hardened, chosen, tokens, revoke)
+    hardened.figures["revoked_device_refused_after_s"] = took
+
+
+async def test_a_revoked_member_of_staff_is_refused_by_every_service(hardened: Hardened) -> None:
+    identity = hardened.identity()
+    chosen = _one_rpc_per_service(hardened, "staff:")
+    kinds = {c.name: c for c in caller_kinds()}
+    tokens: dict[str, tuple[str, str]] = {}
+    for _, role_name in chosen.values():
+        if role_name not in tokens:
+            role = kinds[role_name].principal.staff_role
+            tokens[role_name] = await make_staff(identity, hardened.admin, role)
+
+    async def revoke(staff_id: str) -> None:
+        await identity.RevokeStaff(
+            ipb.RevokeStaffRequest(staff_id=staff_id), metadata=bearer(hardened.admin)
+        )
+
+    took = await _revoke_and_watch(hardened, chosen, tokens, revoke)
+    hardened.figures["revoked_staff_refused_after_s"] = took
 
 
 async def test_a_deactivated_band_is_refused_everywhere(hardened: Hardened) -> None:

@@ -644,4 +644,6 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
             response = pb.WatchAccessEventsResponse.FromString(event.payload)
             response.cursor = event.cursor.encode()
             response.occurred_at.FromDatetime(event.occurred_at)
+            if event.traceparent:
+                response.traceparent = event.traceparent
             yield response

@@ -1,0 +1,4 @@
+from services.location.service import DEFINITION
+from services.platform.server import main
+
+main(DEFINITION)

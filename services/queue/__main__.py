@@ -1,0 +1,4 @@
+from services.platform.server import main
+from services.queue.service import DEFINITION
+
+main(DEFINITION)

@@ -1,0 +1,274 @@
+"""A synthetic day of the venue's camera rides, for measuring the linker (pure).
+
+Each camera ride runs FIFO lines of parties with the venue's vehicle size and
+dispatch interval (stretched at random, with breakdowns), under a load that
+rises from a quiet morning to a saturated afternoon. Riders tap at boarding
+under one of several models of how a boarding point is used; some taps are
+lost, some reach the service late; scanners and cameras have their own clock
+skew (and a slow drift); the camera fires `delay` ± jitter after dispatch. The
+day keeps the ground truth (who is in each capture) for scoring, which the
+linker never sees.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from services.photo.linking import LinkEngine, LinkRules, RideCamera, Tap, Verdict
+from services.venue_model import Venue
+
+
+@dataclass(frozen=True)
+class WorldKnobs:
+    # How riders tap: "together" (within ~1.5 s of dispatch), "spread" (any
+    # time in the dispatch window before it), "file" (one after another).
+    tap_model: str = "spread"
+    camera_skew: float = 3.0
+    scanner_skew: float = 3.0
+    # Seconds of extra skew a clock gains over the day.
+    drift: float = 1.0
+    missing_taps: float = 0.01
+    late_taps: float = 0.02
+    duplicate_captures: float = 0.01
+    consent: float = 0.9
+    # Peak load as a share of the ride's capacity (above 1: a standing line).
+    peak_load: float = 1.3
+    hours: float = 12.0
+    breakdowns_per_day: float = 1.0
+    # Vehicles that leave empty are photographed too (a real camera would).
+    capture_empty: bool = False
+    # Each dispatch interval is the nameplate one times U(1 - faster, 1 + this).
+    irregularity: float = 0.15
+    faster: float = 0.0
+    # A camera clock that is reset once in the day jumps by up to this much.
+    clock_jump: float = 0.0
+
+
+@dataclass
+class Arrival:
+    """Something reaching the service: a tap or a capture, at a venue time."""
+
+    at: float
+    kind: str  # "tap" or "capture"
+    access_point_id: str = ""
+    tap: Tap | None = None
+    camera_id: str = ""
+    capture_key: str = ""
+    captured_at: float = 0.0
+
+
+@dataclass
+class Day:
+    arrivals: list[Arrival]
+    # capture key -> guests in it (ground truth)
+    truth: dict[str, frozenset[str]]
+    consenting: set[str]
+    start: float
+    end: float
+
+
+@dataclass
+class Score:
+    captures: int = 0
+    # (capture, guest) pairs of consenting guests in the photos.
+    wanted: int = 0
+    links: int = 0
+    wrong: int = 0
+    held: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float:
+        return 1.0 if not self.links else (self.links - self.wrong) / self.links
+
+    @property
+    def recall(self) -> float:
+        return 1.0 if not self.wanted else (self.links - self.wrong) / self.wanted
+
+
+def ride_cameras(venue: Venue) -> list[RideCamera]:
+    out = []
+    for camera in venue.cameras:
+        if camera.attraction is None or camera.boarding_access_point is None:
+            continue
+        queue = venue.queue_of(camera.attraction)
+        out.append(
+            RideCamera(
+                camera.id,
+                camera.attraction,
+                camera.boarding_access_point,
+                camera.delay_seconds or 0.0,
+                camera.jitter_seconds or 2.0,
+                queue.vehicle_capacity,
+                queue.dispatch_interval_seconds,
+            )
+        )
+    return out
+
+
+def _load(t: float, day: float, peak: float) -> float:
+    """Share of capacity that arrives: quiet at opening, a standing line from
+    late morning to late afternoon, quieter again in the evening."""
+    x = t / day
+    return peak * (0.25 + 0.75 * math.sin(math.pi * min(1.0, x * 1.15)) ** 2)
+
+
+def _taps_for(
+    riders: list[tuple[str, str]], dispatch: float, model: str, window: float, rng: random.Random
+) -> list[tuple[str, str, float]]:
+    if model == "together":
+        return [(g, p, dispatch - rng.uniform(0, 1.5)) for g, p in riders]
+    if model == "file":
+        gap = min(1.2, (window - 0.5) / max(1, len(riders)))
+        start = dispatch - rng.uniform(0.5, 1.0) - gap * len(riders)
+        return [(g, p, start + i * gap + rng.uniform(0, 0.3)) for i, (g, p) in enumerate(riders)]
+    return [(g, p, dispatch - rng.uniform(0, window)) for g, p in riders]
+
+
+def simulate_day(venue: Venue, knobs: WorldKnobs, seed: int, start: float = 1.8e9) -> Day:
+    rng = random.Random(seed)
+    window = venue.rules.photo_dispatch_window_seconds
+    arrivals: list[Arrival] = []
+    truth: dict[str, frozenset[str]] = {}
+    consenting: set[str] = set()
+    day = knobs.hours * 3600
+    guest_seq = 0
+    for camera in ride_cameras(venue):
+        cam_skew = rng.uniform(-knobs.camera_skew, knobs.camera_skew)
+        scan_skew = rng.uniform(-knobs.scanner_skew, knobs.scanner_skew)
+        cam_drift = rng.uniform(-knobs.drift, knobs.drift)
+        jump_at, jump = rng.uniform(0.3, 0.7), rng.uniform(-knobs.clock_jump, knobs.clock_jump)
+        scan_drift = rng.uniform(-knobs.drift, knobs.drift)
+        line: deque[list[tuple[str, str]]] = deque()
+        t = 0.0
+        next_arrival = 0.0
+        breakdowns = sorted(rng.uniform(0, day) for _ in range(int(knobs.breakdowns_per_day)))
+        vehicle = 0
+        while t < day:
+            # Parties join the line up to now.
+            while next_arrival <= t:
+                size = rng.choice((1, 2, 2, 3, 4, 4, 5, 6))
+                party = f"party-{guest_seq}"
+                members = []
+                for _ in range(min(size, camera.capacity)):
+                    guest = f"g-{guest_seq}"
+                    guest_seq += 1
+                    members.append((guest, party))
+                    if rng.random() < knobs.consent:
+                        consenting.add(guest)
+                line.append(members)
+                rate = _load(next_arrival, day, knobs.peak_load) * 3600 / camera.dispatch_interval
+                rate_parties = rate * camera.capacity / 3.4 / 3600
+                next_arrival += rng.expovariate(max(rate_parties, 1e-6))
+            if breakdowns and t >= breakdowns[0]:
+                t += rng.uniform(600, 2400)
+                breakdowns.pop(0)
+                continue
+            riders: list[tuple[str, str]] = []
+            while line and len(riders) + len(line[0]) <= camera.capacity:
+                riders += line.popleft()
+            dispatch = start + t
+            vehicle += 1
+            if riders or knobs.capture_empty:
+                frac = t / day
+                for guest, party, at in _taps_for(riders, dispatch, knobs.tap_model, window, rng):
+                    if rng.random() < knobs.missing_taps:
+                        continue
+                    tapped = at + scan_skew + scan_drift * frac
+                    delivered = tapped + rng.uniform(0.1, 2.0)
+                    if rng.random() < knobs.late_taps:
+                        delivered += rng.uniform(30, 300)
+                    tap = Tap(f"tap-{guest}-{vehicle}-{camera.camera_id}", guest, party, tapped)
+                    arrivals.append(
+                        Arrival(
+                            delivered, "tap", access_point_id=camera.boarding_access_point, tap=tap
+                        )
+                    )
+                shot = (
+                    dispatch
+                    + camera.delay
+                    + rng.uniform(-camera.jitter, camera.jitter)
+                    + cam_skew
+                    + cam_drift * frac
+                    + (jump if frac > jump_at else 0.0)
+                )
+                key = f"{camera.camera_id}/{vehicle}"
+                truth[key] = frozenset(g for g, _ in riders)
+                sent = shot + rng.uniform(1, 30)
+                arrivals.append(
+                    Arrival(
+                        sent,
+                        "capture",
+                        camera_id=camera.camera_id,
+                        capture_key=key,
+                        captured_at=shot,
+                    )
+                )
+                if rng.random() < knobs.duplicate_captures:
+                    arrivals.append(
+                        Arrival(
+                            sent + rng.uniform(1, 60),
+                            "capture",
+                            camera_id=camera.camera_id,
+                            capture_key=key,
+                            captured_at=shot,
+                        )
+                    )
+            t += camera.dispatch_interval * rng.uniform(
+                1.0 - knobs.faster, 1.0 + knobs.irregularity
+            )
+    arrivals.sort(key=lambda a: a.at)
+    return Day(arrivals, truth, consenting, start, start + day)
+
+
+def play(
+    day: Day, cameras: list[RideCamera], rules: LinkRules, tick: float = 10.0
+) -> tuple[Score, LinkEngine]:
+    """Feed the day to a fresh engine in arrival order and score its links."""
+    engine = LinkEngine(cameras, rules)
+    linked: dict[str, set[str]] = {}
+    verdicts: dict[str, Verdict] = {}
+
+    def collect(now: float) -> None:
+        for decision in engine.decide(now):
+            verdicts[decision.capture_key] = decision.verdict
+            if decision.verdict is Verdict.MATCHED:
+                got = linked.setdefault(decision.capture_key, set())
+                got.update(g for g in decision.guest_ids if g in day.consenting)
+
+    next_tick = day.start
+    for arrival in _with_ticks(day, tick):
+        if arrival is None:
+            continue
+        while next_tick <= arrival.at:
+            collect(next_tick)
+            next_tick += tick
+        if arrival.kind == "tap":
+            assert arrival.tap is not None
+            engine.add_tap(arrival.access_point_id, arrival.tap)
+        else:
+            engine.add_capture(arrival.camera_id, arrival.capture_key, arrival.captured_at)
+    for _ in range(200):
+        collect(next_tick)
+        next_tick += tick
+    score = Score(captures=len(day.truth))
+    for key, guests in day.truth.items():
+        wanted = guests & day.consenting
+        score.wanted += len(wanted)
+        got = linked.get(key, set())
+        score.links += len(got)
+        score.wrong += len(got - guests)
+        verdict = verdicts.get(key)
+        name = verdict.value if verdict else "pending"
+        score.decisions[name] = score.decisions.get(name, 0) + 1
+        if verdict is Verdict.AMBIGUOUS:
+            score.held += 1
+    return score, engine
+
+
+def _with_ticks(day: Day, tick: float) -> Iterator[Arrival | None]:
+    yield from day.arrivals

@@ -24,7 +24,7 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.platform import service_secrets
@@ -59,6 +59,23 @@ class Outcome:
     reply: bytes = b""
     details: str = ""
     error: grpc.aio.AioRpcError | None = None
+    # Fields a google.rpc.BadRequest names, for a stream that ended in error.
+    fields: list[str] = field(default_factory=list)
+
+
+def bad_request_fields(trailers: Any) -> list[str]:
+    """The fields named by the BadRequest in a call's trailing metadata."""
+    found: list[str] = []
+    for key, value in trailers or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                found += [v.field for v in bad.field_violations]
+    return found
 
 
 @dataclass

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.hardening.conftest import Hardened, Outcome
+from tests.hardening.conftest import Hardened, Outcome, bad_request_fields
 from tests.hardening.expectations import expectations
 from tests.hardening.rpcs import Rpc, all_rpcs, rpc
 from tests.hardening.strategies import messages, raw_bytes
@@ -114,9 +114,8 @@ async def _check(
     assert outcome.code != grpc.StatusCode.DEADLINE_EXCEEDED, f"{where}: no answer in time"
     assert hardened.alive(target.service), f"{target.service} died on {where}"
     if outcome.code == grpc.StatusCode.INVALID_ARGUMENT:
-        assert outcome.error is not None and bad_fields(outcome.error), (
-            f"{where}: INVALID_ARGUMENT names no field: {outcome.details}"
-        )
+        named = bad_fields(outcome.error) if outcome.error is not None else outcome.fields
+        assert named, f"{where}: INVALID_ARGUMENT names no field: {outcome.details}"
     if outcome.code in REFUSALS:
         after = await hardened.row_counts(target.service)
         ignored = expectations(target.service).background_tables
@@ -161,7 +160,8 @@ async def _first_reply(call: Any, wait: float) -> Outcome:
         return Outcome(err.code(), details=err.details() or "", error=err)
     if call.done():
         code = await call.code()
-        return Outcome(code, details=await call.details() or "")
+        fields = bad_request_fields(await call.trailing_metadata())
+        return Outcome(code, details=await call.details() or "", fields=fields)
     call.cancel()
     return Outcome(grpc.StatusCode.OK)
 

@@ -35,7 +35,7 @@ from tests.support.stubs import bad_fields
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = int(os.environ.get("VENUE_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("VENUE_FUZZ_EXAMPLES", "4"))
 RESULTS = os.environ.get("VENUE_FUZZ_RESULTS", "")
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 # A refusal that must have written nothing. (OK, ABORTED and UNAVAILABLE may

@@ -19,6 +19,10 @@ RUN python tools/genprotos.py --out gen --no-stubs
 
 COPY services services
 COPY venues venues
+# The simulated world, for playing a day inside the image:
+#   docker run --rm -v venue-runs:/data IMAGE services.runner.cli run --no-live \
+#     --data-dir /data --out /data/runs
+COPY sim sim
 
 ENV PYTHONPATH=/app:/app/gen \
     VENUE_LISTEN_HOST=0.0.0.0 \

@@ -92,6 +92,10 @@ fuzz: setup ## Fuzz every RPC of the running suite at length; figures to bench/r
 	VENUE_HARDENING_RESULTS=bench/results/hardening.json \
 	$(BIN)/pytest tests/hardening -q $(ARGS)
 
+.PHONY: dashboards
+dashboards: setup ## Regenerate the Grafana dashboards in infra/grafana/dashboards.
+	$(PY) -m tools.make_dashboards
+
 .PHONY: secrets
 secrets: setup ## Write .secrets/ for docker compose (a master and each service's own secret).
 	$(BIN)/venue secrets .secrets

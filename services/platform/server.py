@@ -186,6 +186,11 @@ def build_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Clients (the platform's own and the world's devices) ping every 20 s to
+            # keep long streams alive; gRPC's default answers pings more often than
+            # every 5 minutes with GOAWAY "too_many_pings", which drops the streams.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
     )
     health_servicer = health.aio.HealthServicer()

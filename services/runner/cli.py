@@ -1,7 +1,7 @@
 """The `venue` command: run the suite.
 
 venue up      start every implemented service and wait for Ctrl-C
-venue run     start the suite and play a simulated day against it
+venue run     start the suite, play a simulated day against it, write the report
 """
 
 from __future__ import annotations
@@ -53,9 +53,25 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="venue seconds per wall second (default VENUE_CLOCK_SPEED or 1)",
         )
-        sub.add_argument(
-            "--start", default=None, help="venue time at start, ISO 8601 with offset (default: now)"
-        )
+        if name == "up":
+            sub.add_argument(
+                "--start",
+                default=None,
+                help="venue time at start, ISO 8601 with offset (default: now)",
+            )
+    run = commands.choices["run"]
+    run.add_argument("--guests", type=int, default=10_000, help="guests in the day (10000)")
+    run.add_argument("--seed", type=int, default=1, help="the same seed plays the same world")
+    run.add_argument(
+        "--hours", type=float, default=None, help="play only this many hours from opening"
+    )
+    run.add_argument("--out", type=Path, default=None, help="where reports go (default runs/)")
+    run.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the live progress view (default: when on a terminal)",
+    )
     secrets = commands.add_parser(
         "secrets", help="write a new master secret and each service's own secret to DIR"
     )
@@ -139,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "up":
             sys.exit(asyncio.run(_up(args)))
         if args.command == "run":
-            # The simulated day arrives with the world; until then `run` is `up`.
-            sys.exit(asyncio.run(_up(args)))
+            from sim.run import run_day  # noqa: PLC0415 - the world loads only for `run`
+
+            sys.exit(asyncio.run(run_day(args)))
     except ConfigError as err:
         print(f"venue: {err}", file=sys.stderr)
         sys.exit(2)

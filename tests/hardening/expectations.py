@@ -20,6 +20,9 @@ DEFAULT = Expectations(frozenset({"stream_cursors"}))
 TABLE: dict[str, Expectations] = {
     "identity": DEFAULT,
     "access": Expectations(frozenset({"stream_cursors", "holders"})),
+    # The minute-by-minute occupancy roll-up and the wait sampler run on timers.
+    "location": Expectations(frozenset({"stream_cursors", "occupancy_minutes"})),
+    "queue": Expectations(frozenset({"stream_cursors", "wait_samples"})),
 }
 
 

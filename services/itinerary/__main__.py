@@ -1,0 +1,4 @@
+from services.itinerary.service import DEFINITION
+from services.platform.server import main
+
+main(DEFINITION)

@@ -30,6 +30,7 @@ from services.platform.handlers import (
     wrap_handler,
 )
 from services.platform.principal import ANONYMOUS, Allow, Policy, current_principal
+from services.platform.ratelimit import RateLimiter
 from services.platform.tokens import TokenVerifier
 
 log = logging.getLogger("venue.rpc")
@@ -141,8 +142,10 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         policies: Mapping[str, Policy],
         minimum_deadline_s: float = 0.002,
         default_budget_s: float = 30.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._verifier = verifier
+        self._limiter = limiter or RateLimiter.from_env()
         self._policies = policies
         self._minimum = minimum_deadline_s
         self._default = default_budget_s
@@ -282,6 +285,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 context,
                 errors.PermissionDenied(f"{principal.kind.value} callers may not call {plan.name}"),
             )
+        if refused := self._limiter.admit(principal):
+            await abort(context, refused)
         current_principal.set(principal)
         if span.is_recording():
             span.set_attribute(semconv.CALLER_KIND, principal.kind.value)

@@ -83,6 +83,15 @@ fmt: setup ## Format and autofix with ruff.
 bench: setup ## Run the benchmarks; results go to bench/results/.
 	$(PY) -m bench $(ARGS)
 
+# The short version runs inside `make test`; this one tries many more inputs.
+FUZZ_EXAMPLES ?= 100
+
+.PHONY: fuzz
+fuzz: setup ## Fuzz every RPC of the running suite at length; figures to bench/results/.
+	VENUE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) VENUE_FUZZ_RESULTS=bench/results/fuzz.json \
+	VENUE_HARDENING_RESULTS=bench/results/hardening.json \
+	$(BIN)/pytest tests/hardening -q $(ARGS)
+
 .PHONY: dashboards
 dashboards: setup ## Regenerate the Grafana dashboards in infra/grafana/dashboards.
 	$(PY) -m tools.make_dashboards

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +40,7 @@ import grpc
 
 from bench import harness
 from bench.foundation import floor, platform_echo
-from bench.procs import helper, otlp_env
+from bench.procs import helper, otlp_env, with_cpu
 from services.platform import embedded_pg
 from services.platform.config import DEFAULT_VENUE_FILE
 from services.platform.validation import to_timestamp
@@ -290,6 +292,36 @@ async def _durability_settings(database_url: str) -> dict[str, str]:
         await conn.close()
 
 
+async def _settled(database_url: str, timeout: float = 120.0) -> float:
+    """Wait until access's stream consumers stop advancing: building the world
+    leaves thousands of identity events for them to apply, and measuring taps
+    while they catch up measures the catching up. Returns the seconds waited."""
+    conn = await asyncpg.connect(database_url)
+    started = time.monotonic()
+    try:
+        last = None
+        while time.monotonic() - started < timeout:
+            now = await conn.fetch("SELECT consumer, cursor FROM access.stream_cursors ORDER BY 1")
+            if now == last:
+                break
+            last = now
+            await asyncio.sleep(1.0)
+        return round(time.monotonic() - started, 1)
+    finally:
+        await conn.close()
+
+
+async def _postgres_pids(database_url: str) -> list[int]:
+    """The database's server processes (backends of the services' pools and
+    its background writers), for the CPU a call costs the database."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+        return [int(r["pid"]) for r in rows]
+    finally:
+        await conn.close()
+
+
 async def measure(work: Path, database_url: str, sink: int, seconds: float) -> dict[str, Any]:
     venue = await asyncio.to_thread(load_venue, DEFAULT_VENUE_FILE)
     services = ["identity", "access"]
@@ -315,28 +347,40 @@ async def measure(work: Path, database_url: str, sink: int, seconds: float) -> d
             )
             world = World(venue)
             await world.build(identity, access, admin)
-            # Let the band map catch up with the stream before measuring.
+            # Let the band map and the consumers catch up before measuring.
             await asyncio.sleep(1.0)
+            settled_after = await _settled(database_url)
+            groups = {
+                "access": [suite.processes["access"].process.pid],
+                "identity": [suite.processes["identity"].process.pid],
+                "database": await _postgres_pids(database_url),
+            }
+
+            async def cpu(measurement: Any) -> dict[str, Any]:
+                figures, per_call = await with_cpu(groups, measurement, harness.calls_of)
+                return {**figures.as_dict(), **per_call}
+
             taps = Taps(world, access)
-            tap_closed = await harness.closed_loop(taps, 32, seconds)
-            tap_open = await harness.open_loop(taps, 300, max(seconds, 10))
+            tap_closed = await cpu(harness.closed_loop(taps, 32, seconds))
+            tap_open = await cpu(harness.open_loop(taps, 300, max(seconds, 10)))
             charges = Charges(world, access)
-            charge_closed = await harness.closed_loop(charges, 32, seconds)
-            charge_open = await harness.open_loop(charges, 100, max(seconds, 10))
+            charge_closed = await cpu(harness.closed_loop(charges, 32, seconds))
+            charge_open = await cpu(harness.open_loop(charges, 100, max(seconds, 10)))
         committed_taps = await _committed(database_url, "taps", "tap_id", taps.allowed)
         committed_charges = await _committed(database_url, "charges", "charge_id", charges.approved)
         return {
             "guests": GUESTS,
+            "consumers_settled_after_s": settled_after,
             "taps": {
-                "closed_32": tap_closed.as_dict(),
-                "open_300": tap_open.as_dict(),
+                "closed_32": tap_closed,
+                "open_300": tap_open,
                 "allowed": len(taps.allowed),
                 "denied": taps.denied,
                 "allowed_found_committed": committed_taps,
             },
             "charges": {
-                "closed_32": charge_closed.as_dict(),
-                "open_100": charge_open.as_dict(),
+                "closed_32": charge_closed,
+                "open_100": charge_open,
                 "approved": len(charges.approved),
                 "declined": charges.declined,
                 "approved_found_committed": committed_charges,
@@ -348,6 +392,7 @@ async def measure(work: Path, database_url: str, sink: int, seconds: float) -> d
 
 
 async def run(work: Path, seconds: float) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     database_url = await asyncio.to_thread(embedded_pg.ensure_running, work)
     try:
         with helper("bench.otlp_sink") as sink:
@@ -393,5 +438,17 @@ async def run(work: Path, seconds: float) -> dict[str, Any]:
             "every_approved_charge_committed": charges["approved_found_committed"]
             == charges["approved"],
             "commits_durable": durable,
+            # CPU per call (access service, database) at 32 in flight: less
+            # sensitive to the machine's load than calls per second.
+            "floor_cpu_us_per_call_32": floor_figures["closed_32"]["server_cpu_us_per_call"],
+            "tap_cpu_us_per_call_32_access_database": [
+                taps["closed_32"]["access_cpu_us_per_call"],
+                taps["closed_32"]["database_cpu_us_per_call"],
+            ],
+            "charge_cpu_us_per_call_32_access_database": [
+                charges["closed_32"]["access_cpu_us_per_call"],
+                charges["closed_32"]["database_cpu_us_per_call"],
+            ],
+            "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
     }

@@ -16,13 +16,14 @@ import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from bench import harness
-from bench.procs import helper, otlp_env
+from bench.procs import helper, helper_process, otlp_env, with_cpu
 from services.platform import embedded_pg
 from services.platform.config import ROOT
 from services.platform.principal import Kind, Principal
@@ -39,19 +40,27 @@ def _raw(channel: grpc.aio.Channel, method: str) -> Any:
     )
 
 
-async def _echo_figures(call: harness.Call, seconds: float) -> dict[str, Any]:
+async def measured(
+    pids: list[int], measurement: Awaitable[harness.Throughput | harness.Latency]
+) -> dict[str, Any]:
+    """A measurement's figures with the CPU each call cost server and driver."""
+    figures, cpu = await with_cpu({"server": pids}, measurement, harness.calls_of)
+    return {**figures.as_dict(), **cpu}
+
+
+async def _echo_figures(call: harness.Call, seconds: float, pid: int) -> dict[str, Any]:
     return {
-        "closed_32": (await harness.closed_loop(call, 32, seconds)).as_dict(),
-        "closed_64": (await harness.closed_loop(call, 64, seconds)).as_dict(),
-        "sequential": (await harness.sequential(call, 2000)).as_dict(),
+        "closed_32": await measured([pid], harness.closed_loop(call, 32, seconds)),
+        "closed_64": await measured([pid], harness.closed_loop(call, 64, seconds)),
+        "sequential": await measured([pid], harness.sequential(call, 2000)),
     }
 
 
 async def floor(seconds: float) -> dict[str, Any]:
-    with helper("bench.floor_server") as port:
+    with helper_process("bench.floor_server") as (port, pid):
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             echo = _raw(channel, "/bench.Floor/Echo")
-            return await _echo_figures(lambda i: echo(b"band-0001"), seconds)
+            return await _echo_figures(lambda i: echo(b"band-0001"), seconds, pid)
 
 
 async def platform_echo(work: Path, database_url: str, sink: int, seconds: float) -> dict[str, Any]:
@@ -82,7 +91,9 @@ async def platform_echo(work: Path, database_url: str, sink: int, seconds: float
                     break
                 except grpc.aio.AioRpcError:
                     await asyncio.sleep(0.2)
-            return await _echo_figures(lambda i: echo(b"band-0001", metadata=metadata), seconds)
+            return await _echo_figures(
+                lambda i: echo(b"band-0001", metadata=metadata), seconds, process.pid
+            )
     finally:
         process.terminate()
         process.wait(10)
@@ -127,11 +138,12 @@ async def resolve_band(work: Path, database_url: str, sink: int, seconds: float)
                 )
                 assert reply.active
 
+            pids = [suite.processes["identity"].process.pid]
             return {
                 "bands": len(uids),
-                "closed_32": (await harness.closed_loop(resolve, 32, seconds)).as_dict(),
-                "sequential": (await harness.sequential(resolve, 2000)).as_dict(),
-                "open_500": (await harness.open_loop(resolve, 500, max(seconds, 10))).as_dict(),
+                "closed_32": await measured(pids, harness.closed_loop(resolve, 32, seconds)),
+                "sequential": await measured(pids, harness.sequential(resolve, 2000)),
+                "open_500": await measured(pids, harness.open_loop(resolve, 500, max(seconds, 10))),
             }
     finally:
         await suite.stop()
@@ -161,6 +173,7 @@ async def _bands(stub: Any, staff: Any, count: int) -> list[str]:
 
 
 async def run(work: Path, seconds: float) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     database_url = await asyncio.to_thread(embedded_pg.ensure_running, work)
     try:
         with helper("bench.otlp_sink") as sink:
@@ -172,6 +185,7 @@ async def run(work: Path, seconds: float) -> dict[str, Any]:
     f32 = floor_figures["closed_32"]["per_second"]
     f64 = floor_figures["closed_64"]["per_second"]
     r32 = resolve["closed_32"]["per_second"]
+    cpu = "server_cpu_us_per_call"
     return {
         "floor_bare_echo": floor_figures,
         "platform_echo": platform,
@@ -186,5 +200,15 @@ async def run(work: Path, seconds: float) -> dict[str, Any]:
             "platform_extra_ms_per_sequential_call": round(
                 platform["sequential"]["mean_ms"] - floor_figures["sequential"]["mean_ms"], 3
             ),
+            # Server CPU per call at 32 in flight: less sensitive to the machine's
+            # load than calls per second.
+            "floor_cpu_us_per_call_32": floor_figures["closed_32"][cpu],
+            "platform_echo_cpu_us_per_call_32": platform["closed_32"][cpu],
+            "resolve_cpu_us_per_call_32": resolve["closed_32"][cpu],
+            "resolve_cpu_us_per_call_at_500_per_s": resolve["open_500"][cpu],
+            "load_average_1min_before_after": [
+                round(load_before, 2),
+                round(os.getloadavg()[0], 2),
+            ],
         },
     }

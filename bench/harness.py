@@ -21,6 +21,8 @@ class Throughput:
     seconds: float
     in_flight: int
     errors: int
+    # Calls made in all, warm-up included (what the CPU figures divide by).
+    all_calls: int = 0
 
     @property
     def per_second(self) -> float:
@@ -41,6 +43,7 @@ class Latency:
     mean_ms: float
     offered_per_second: float = 0.0
     achieved_per_second: float = 0.0
+    all_calls: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -53,7 +56,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def summarize(samples: list[float], errors: int, **extra: float) -> Latency:
+def summarize(samples: list[float], errors: int, **extra: Any) -> Latency:
     ordered = sorted(samples)
     return Latency(
         calls=len(samples),
@@ -65,6 +68,11 @@ def summarize(samples: list[float], errors: int, **extra: float) -> Latency:
         mean_ms=(statistics.fmean(ordered) if ordered else float("nan")) * 1000,
         **extra,
     )
+
+
+def calls_of(figures: Throughput | Latency) -> int:
+    """Calls a measurement made, warm-up included (for CPU per call)."""
+    return figures.all_calls or figures.calls
 
 
 async def closed_loop(
@@ -97,7 +105,7 @@ async def closed_loop(
     started = time.perf_counter()
     errors = 0
     await asyncio.gather(*tasks)
-    return Throughput(done, time.perf_counter() - started, in_flight, errors)
+    return Throughput(done, time.perf_counter() - started, in_flight, errors, all_calls=counter)
 
 
 async def sequential(call: Call, count: int, warmup: int = 200) -> Latency:
@@ -112,7 +120,7 @@ async def sequential(call: Call, count: int, warmup: int = 200) -> Latency:
             samples.append(time.perf_counter() - started)
         except Exception:
             errors += 1
-    return summarize(samples, errors)
+    return summarize(samples, errors, all_calls=warmup + count)
 
 
 async def open_loop(call: Call, rate: float, seconds: float, warmup: float = 1.0) -> Latency:
@@ -149,4 +157,5 @@ async def open_loop(call: Call, rate: float, seconds: float, warmup: float = 1.0
         errors,
         offered_per_second=rate,
         achieved_per_second=len(samples) / elapsed if elapsed > 0 else 0.0,
+        all_calls=total,
     )

@@ -128,7 +128,13 @@ async def run_day(args: argparse.Namespace) -> int:
         result.phases["suite start"] = suite_start
         stopped = sorted(name for name, proc in suite.processes.items() if not proc.running)
         out = (args.out or ROOT / "runs").resolve() / datetime.now().strftime("%Y%m%d-%H%M%S")
-        summary = write_report(result, out, wall_s=time.monotonic() - began, stopped=stopped)
+        summary = write_report(
+            result,
+            out,
+            wall_s=time.monotonic() - began,
+            stopped=stopped,
+            telemetry_dir=suite.telemetry_dir,
+        )
     finally:
         await suite.stop()
     view.say(summary)

@@ -91,7 +91,7 @@ class Cashier:
         self._results.add(1, attrs)
 
     async def charge(self, purchase: Purchase, wearer: Wearer | None) -> pb.ChargeResponse:
-        with hot_path_database() as timing:
+        with hot_path_database("charge") as timing:
             for attempt in range(MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or wearer is None or not wearer.active:

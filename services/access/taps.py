@@ -133,7 +133,7 @@ class TapDesk:
         wearer = await self._directory.wearer(band_uid)
         early = decisions.precheck(point, self._states.is_open(point.access_point_id), wearer)
         tap = _Tap(point, wearer, tapped_at, scope, key, digest)
-        with hot_path_database() as timing:
+        with hot_path_database("tap") as timing:
             for attempt in range(MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or early is not None or wearer is None:

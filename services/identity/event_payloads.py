@@ -80,3 +80,15 @@ def credential_revoked(kind: int, subject: str) -> bytes:
     return pb.WatchIdentityEventsResponse(
         credential_revoked=pb.CredentialRevoked(kind=kind, subject=subject)  # type: ignore[arg-type]
     ).SerializeToString()
+
+
+def without_band_uid(payload: bytes) -> bytes:
+    """A band event with its UID blanked, for an erased guest's history: the
+    band id stays (pseudonymous), the number printed on the band goes."""
+    event = pb.WatchIdentityEventsResponse.FromString(payload)
+    which = event.WhichOneof("event")
+    if which == "band_linked":
+        event.band_linked.band_uid = ""
+    elif which == "band_deactivated":
+        event.band_deactivated.band_uid = ""
+    return event.SerializeToString()

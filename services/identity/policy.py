@@ -51,5 +51,7 @@ POLICY = {
     "CreateAppLink": allow(guests=True, staff=[DESK, ADMIN]),
     "IssueToken": allow(anonymous=True),
     "GetSigningKeys": allow(anonymous=True),
-    "WatchIdentityEvents": allow(services=CONSUMERS),
+    # Every service follows the stream for credential revocations (the platform's
+    # revocation follower), routing included though it resolves no bands.
+    "WatchIdentityEvents": allow(services=[*CONSUMERS, "routing"]),
 }

@@ -496,13 +496,20 @@ class IdentityStore:
 
     async def erase_guest(self, conn: asyncpg.Connection, guest_id: str, at: datetime) -> None:
         row = await conn.fetchrow(
-            "SELECT party_id, role FROM guests WHERE guest_id = $1 AND erased_at IS NULL "
-            "FOR UPDATE",
+            "SELECT party_id, role, display_name FROM guests "
+            "WHERE guest_id = $1 AND erased_at IS NULL FOR UPDATE",
             guest_id,
         )
         if row is None:
             raise NotFound("guest", guest_id)
         party_id = str(row["party_id"])
+        if row["display_name"]:
+            # A party is named after whoever created it ("Ann's party").
+            await conn.execute(
+                "UPDATE parties SET name = '' WHERE party_id = $1 AND strpos(name, $2) > 0",
+                party_id,
+                row["display_name"],
+            )
         bands = await conn.fetch(
             "SELECT band_id FROM bands WHERE guest_id = $1 AND status = $2", guest_id, BAND_ACTIVE
         )
@@ -521,6 +528,22 @@ class IdentityStore:
         await conn.execute("DELETE FROM app_links WHERE guest_id = $1", guest_id)
         await self._event(conn, "guest_erased", ev.guest_erased(guest_id, party_id), at, guest_id)
         await self._party_changed(conn, party_id, [guest_id], at)
+        # The band UIDs in the guest's past events go too. Followers replaying
+        # the stream then map a blank UID until guest_erased removes the guest;
+        # live followers drop the guest by id from guest_erased either way.
+        history = await conn.fetch(
+            "SELECT txid::text AS txid, seq, payload FROM events "
+            "WHERE key = $1 AND kind = ANY($2::text[])",
+            guest_id,
+            ["band_linked", "band_deactivated"],
+        )
+        for event in history:
+            await conn.execute(
+                "UPDATE events SET payload = $3 WHERE txid = $1::text::xid8 AND seq = $2",
+                event["txid"],
+                event["seq"],
+                ev.without_band_uid(event["payload"]),
+            )
 
     async def erased_guests(self) -> list[str]:
         rows = await self._pool.fetch("SELECT guest_id FROM guests WHERE erased_at IS NOT NULL")

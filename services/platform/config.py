@@ -17,6 +17,7 @@
 | VENUE_LOG_FORMAT | json | json or text |
 | VENUE_SHUTDOWN_GRACE | 10 | seconds in-flight calls get to finish on SIGTERM |
 | VENUE_DB_POOL_SIZE | 8 | largest number of database connections per service |
+| VENUE_RATE_LIMIT_* | see ratelimit.py | per-caller call rates (devices, guests, staff) |
 
 Telemetry is configured only by the standard OTEL_* variables (see telemetry.py).
 """

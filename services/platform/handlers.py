@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from services.platform.errors import InvalidArgument
+
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
 else:  # the class is generic only in the type stubs
@@ -43,29 +45,100 @@ def as_async_generator(behavior: Any) -> StreamBehavior:
     return adapted
 
 
+class _Malformed:
+    """Stands in for a request whose bytes are not the message they should be.
+
+    grpc answers a request it cannot parse with UNKNOWN before any interceptor
+    runs; parsing to this marker instead lets the call be authenticated first and
+    then refused as INVALID_ARGUMENT, like any other bad input."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument("request", f"not a valid {self.type_name} message")
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    message_class = getattr(deserializer, "__self__", None)
+    descriptor = getattr(message_class, "DESCRIPTOR", None)
+    malformed = _Malformed(getattr(descriptor, "full_name", "request"))
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:
+            return malformed
+
+    return parse
+
+
+def _checked_unary(behavior: UnaryBehavior) -> UnaryBehavior:
+    async def call(request: Any, context: Any) -> Any:
+        if type(request) is _Malformed:
+            raise request.error()
+        return await behavior(request, context)
+
+    return call
+
+
+async def _checked_requests(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if type(request) is _Malformed:
+            raise request.error()
+        yield request
+
+
+def _checked_stream_in(behavior: Any) -> Any:
+    def call(requests: AsyncIterator[Any], context: Any) -> Any:
+        return behavior(_checked_requests(requests), context)
+
+    return call
+
+
+def _checked_stream_out(behavior: StreamBehavior) -> StreamBehavior:
+    async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+        if type(request) is _Malformed:
+            raise request.error()
+        async for response in behavior(request, context):
+            yield response
+
+    return call
+
+
 def wrap_handler(
     handler: Handler,
     unary: Callable[[UnaryBehavior], UnaryBehavior],
     stream: Callable[[StreamBehavior], StreamBehavior],
 ) -> Handler:
-    des, ser = handler.request_deserializer, handler.response_serializer
+    """The handler with `unary`/`stream` around its behavior; a request that does
+    not parse reaches the wrapper as INVALID_ARGUMENT raised inside it."""
+    des, ser = _tolerant(handler.request_deserializer), handler.response_serializer
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            unary(handler.unary_unary), request_deserializer=des, response_serializer=ser
+            unary(_checked_unary(handler.unary_unary)),
+            request_deserializer=des,
+            response_serializer=ser,
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            unary(handler.stream_unary), request_deserializer=des, response_serializer=ser
+            unary(_checked_stream_in(handler.stream_unary)),
+            request_deserializer=des,
+            response_serializer=ser,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            stream(cast(StreamBehavior, handler.unary_stream)),
+            stream(_checked_stream_out(as_async_generator(handler.unary_stream))),
             request_deserializer=des,
             response_serializer=ser,
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            stream(cast(StreamBehavior, handler.stream_stream)),
+            stream(_checked_stream_in(as_async_generator(handler.stream_stream))),
             request_deserializer=des,
             response_serializer=ser,
         )

@@ -1,6 +1,6 @@
-"""The server interceptors every service installs: OpenTelemetry's (skipping
-health and reflection), then the platform's own (request context, auth,
-deadline guard, error mapping).
+"""The server interceptor every service installs: the server span and the
+platform's own stages (request context, auth, deadline guard, error mapping),
+skipping health and reflection.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 import asyncpg
 import grpc
 from grpc_status import rpc_status
-from opentelemetry import metrics, trace
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.platform import errors, semconv
 from services.platform.callctx import call_deadline, request_id, rpc_method
@@ -28,13 +30,32 @@ from services.platform.handlers import (
     wrap_handler,
 )
 from services.platform.principal import ANONYMOUS, Allow, Policy, current_principal
+from services.platform.ratelimit import RateLimiter
 from services.platform.tokens import TokenVerifier
 
 log = logging.getLogger("venue.rpc")
 
-_status_code: contextvars.ContextVar[grpc.StatusCode] = contextvars.ContextVar(
-    "status_code", default=grpc.StatusCode.OK
+# The status the current call ends with, and its message (for the span).
+_outcome: contextvars.ContextVar[tuple[grpc.StatusCode, str]] = contextvars.ContextVar(
+    "outcome", default=(grpc.StatusCode.OK, "")
 )
+_OK = (grpc.StatusCode.OK, "")
+
+# The codes that mark a server span as failed (as OpenTelemetry's gRPC
+# instrumentation does): the server's fault, not the caller's.
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+# Metadata that carries the caller's trace context (W3C trace context, baggage).
+_PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+_EMPTY_CONTEXT = otel_context.Context()
 
 # Services that answer without credentials: load balancers, grpcurl and
 # Kubernetes probes expect health and reflection to be open.
@@ -48,7 +69,7 @@ PUBLIC_SERVICES = frozenset(
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: errors.DomainError) -> NoReturn:
-    _status_code.set(err.code)
+    _outcome.set((err.code, err.message))
     status = rpc_status.to_status(err.to_status())
     await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover - abort always raises
@@ -62,25 +83,57 @@ class _Plan:
     name: str
     rule: Allow
     streaming: bool
+    span_attrs: dict[str, str | int]
     metric_attrs: dict[grpc.StatusCode, dict[str, str | int]]
+
+
+@dataclass
+class _Metadata:
+    token: str = ""
+    scheme_ok: bool = True
+    request_id: str = ""
+    carrier: dict[str, str] | None = None
+
+
+def _read_metadata(context: Any) -> _Metadata:
+    found = _Metadata()
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, found.token = str(value).partition(" ")
+            found.scheme_ok = scheme.lower() == "bearer"
+        elif key == "x-request-id":
+            found.request_id = str(value)[:64]
+        elif key in _PROPAGATED:
+            if found.carrier is None:
+                found.carrier = {}
+            found.carrier[key] = str(value)
+    return found
 
 
 class PlatformInterceptor(grpc.aio.ServerInterceptor):
     """Every call of every service goes through these stages, in this order:
 
-    1. request context: the request id (the caller's x-request-id, else the trace
+    1. the server span (RPC semantic conventions: rpc.system, rpc.service,
+       rpc.method, rpc.grpc.status_code), child of the caller's W3C trace
+       context, current for everything the call does;
+    2. request context: the request id (the caller's x-request-id, else the trace
        id) and the method go into context variables that logs carry;
-    2. auth: the bearer token becomes the principal, and the method's policy must
+    3. auth: the bearer token becomes the principal, and the method's policy must
        admit it (a method with no policy admits nobody);
-    3. deadline guard: a call whose deadline is as good as gone is refused, and the
+    4. deadline guard: a call whose deadline is as good as gone is refused, and the
        deadline is kept so outgoing calls carry what is left of it;
-    4. error mapping: domain errors become their status with details; anything
+    5. error mapping: domain errors become their status with details; anything
        else becomes INTERNAL, its detail only in logs and spans;
     and the RPC duration is recorded with its status code.
 
     The stages share one wrapper, built once per method, because each extra layer
-    of wrapping costs every call on the hot path (see bench/foundation.py).
-    Health and reflection pass through untouched: probes need no credentials.
+    of wrapping costs every call on the hot path (see bench/foundation.py). The
+    span is ours rather than OpenTelemetry's gRPC server interceptor: that one
+    rebuilds the method handler and a proxy of the servicer context on every
+    call, parses the peer address and merges attribute dicts, which together
+    cost more CPU than the rest of the platform (bench/results/foundation.json).
+    Health and reflection pass through untouched: probes need no credentials
+    and make no spans.
     """
 
     def __init__(
@@ -89,12 +142,16 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         policies: Mapping[str, Policy],
         minimum_deadline_s: float = 0.002,
         default_budget_s: float = 30.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._verifier = verifier
+        self._limiter = limiter or RateLimiter.from_env()
         self._policies = policies
         self._minimum = minimum_deadline_s
         self._default = default_budget_s
         self._cache: dict[str, Handler | None] = {}
+        self._tracer = trace.get_tracer("venue.rpc")
+        self._propagator = propagate.get_global_textmap()
         self._duration = semconv.histogram(
             metrics.get_meter("venue.rpc"), semconv.RPC_SERVER_DURATION
         )
@@ -124,6 +181,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             name=name,
             rule=self._policies.get(service, {}).get(name, Allow()),
             streaming=handler.unary_stream is not None or handler.stream_stream is not None,
+            span_attrs={**base, "rpc.grpc.status_code": grpc.StatusCode.OK.value[0]},
             metric_attrs={
                 code: {**base, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
             },
@@ -132,54 +190,76 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def call(request: Any, context: Any) -> Any:
                 started = time.perf_counter()
+                meta = _read_metadata(context)
+                span, attached = self._start_span(plan, meta)
                 try:
-                    await self._enter(plan, context)
+                    await self._enter(plan, context, meta, span)
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
+                    self._aborted(context)
                     raise
                 except Exception as exc:
-                    await self._fail(plan, context, exc)
+                    await self._fail(plan, context, exc, span)
                 finally:
-                    self._record(plan, started)
+                    self._end(plan, started, span, attached)
 
             return call
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
             async def call(request: Any, context: Any) -> AsyncIterator[Any]:
                 started = time.perf_counter()
+                meta = _read_metadata(context)
+                span, attached = self._start_span(plan, meta)
                 try:
-                    await self._enter(plan, context)
+                    await self._enter(plan, context, meta, span)
                     async for response in behavior(request, context):
                         yield response
                 except grpc.aio.AbortError:
+                    self._aborted(context)
                     raise
                 except Exception as exc:
-                    await self._fail(plan, context, exc)
+                    await self._fail(plan, context, exc, span)
                 finally:
-                    self._record(plan, started)
+                    self._end(plan, started, span, attached)
 
             return call
 
         return wrap_handler(handler, unary, stream)
 
-    async def _enter(self, plan: _Plan, context: Any) -> None:
-        token = rid = ""
-        scheme_ok = True
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                scheme, _, token = str(value).partition(" ")
-                scheme_ok = scheme.lower() == "bearer"
-            elif key == "x-request-id":
-                rid = str(value)[:64]
-        span = trace.get_current_span()
+    def _start_span(self, plan: _Plan, meta: _Metadata) -> tuple[trace.Span, object]:
+        parent = _EMPTY_CONTEXT if meta.carrier is None else self._propagator.extract(meta.carrier)
+        span = self._tracer.start_span(
+            plan.method, context=parent, kind=SpanKind.SERVER, attributes=plan.span_attrs
+        )
+        _outcome.set(_OK)
+        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def _end(self, plan: _Plan, started: float, span: trace.Span, attached: object) -> None:
+        code, message = _outcome.get()
+        if code is not grpc.StatusCode.OK:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in SERVER_ERRORS:
+                span.set_status(Status(StatusCode.ERROR, f"{code}:{message}"))
+        span.end()
+        otel_context.detach(attached)  # type: ignore[arg-type]
+        self._duration.record((time.perf_counter() - started) * 1000.0, plan.metric_attrs[code])
+
+    @staticmethod
+    def _aborted(context: Any) -> None:
+        """A servicer that called context.abort itself: take the code it set."""
+        if _outcome.get() is _OK:
+            code = context.code()
+            if isinstance(code, grpc.StatusCode):
+                _outcome.set((code, str(context.details() or "")))
+
+    async def _enter(self, plan: _Plan, context: Any, meta: _Metadata, span: trace.Span) -> None:
+        rid = meta.request_id
         if not rid:
             ctx = span.get_span_context()
             rid = format(ctx.trace_id, "032x") if ctx.is_valid else os.urandom(8).hex()
         request_id.set(rid)
         rpc_method.set(plan.method)
-        _status_code.set(grpc.StatusCode.OK)
-
-        await self._authenticate(plan, context, token, scheme_ok, span)
+        await self._authenticate(plan, context, meta.token, meta.scheme_ok, span)
         await self._guard_deadline(plan, context)
 
     async def _authenticate(
@@ -205,6 +285,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 context,
                 errors.PermissionDenied(f"{principal.kind.value} callers may not call {plan.name}"),
             )
+        if refused := self._limiter.admit(principal):
+            await abort(context, refused)
         current_principal.set(principal)
         if span.is_recording():
             span.set_attribute(semconv.CALLER_KIND, principal.kind.value)
@@ -220,9 +302,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         else:
             call_deadline.set(time.monotonic() + remaining)
 
-    async def _fail(self, plan: _Plan, context: Any, exc: Exception) -> NoReturn:
+    async def _fail(self, plan: _Plan, context: Any, exc: Exception, span: trace.Span) -> NoReturn:
         mapped = map_exception(exc)
-        span = trace.get_current_span()
         if mapped is None:
             log.exception("unexpected error in %s", plan.method)
             span.record_exception(exc)
@@ -230,10 +311,6 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         elif span.is_recording():
             span.set_attribute(semconv.ERROR_REASON, mapped.reason)
         await abort(context, mapped)
-
-    def _record(self, plan: _Plan, started: float) -> None:
-        code = _status_code.get()
-        self._duration.record((time.perf_counter() - started) * 1000.0, plan.metric_attrs[code])
 
 
 def map_exception(exc: BaseException) -> errors.DomainError | None:

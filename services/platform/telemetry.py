@@ -64,11 +64,9 @@ def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = Non
     if local is not None:
         tracer_provider.add_span_processor(LocalSpanFile(local / f"traces-{service}.jsonl"))
     if endpoint and _enabled("TRACES"):
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
+        from services.platform.span_wire import WireSpanExporter  # noqa: PLC0415
 
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer_provider.add_span_processor(BatchSpanProcessor(WireSpanExporter()))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = list(extra_readers or [])

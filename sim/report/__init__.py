@@ -11,16 +11,22 @@ from sim.day import DayResult
 from sim.report import charts
 from sim.report.markdown import markdown, summary
 from sim.report.metrics import card
+from sim.report.traces import slowest_traces
 
 
 def write_report(
-    result: DayResult, out: Path, wall_s: float, stopped: list[str] | None = None
+    result: DayResult,
+    out: Path,
+    wall_s: float,
+    stopped: list[str] | None = None,
+    telemetry_dir: Path | None = None,
 ) -> str:
     """Write the report into `out`; returns the terminal summary."""
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = card(result)
     figures["wall_s"] = round(wall_s, 1)
     figures["services_stopped_early"] = stopped or []
+    figures["traces"] = slowest_traces(telemetry_dir)
     images: dict[str, str | None] = {
         "attendance": charts.attendance(result, out),
         "occupancy": charts.occupancy(result, out),

@@ -434,6 +434,34 @@ def _cost(f: Figures) -> list[str]:
     ]
 
 
+def _traces(f: Figures) -> list[str]:
+    t = f.get("traces") or {}
+    out = ["## Slowest traces", ""]
+    if t.get("status") != "ok":
+        return [*out, f"Not summarized: {t.get('status', 'no telemetry')}.", ""]
+    out += [
+        f"The services kept {t['server_spans_kept']:,} server spans (errors, the slowest per "
+        f"RPC per minute, and a sample) as OTLP/JSON in `{t['folder']}`; find a trace there by "
+        "its id.",
+        "",
+        _table(
+            t["slowest"],
+            [
+                ("ms", "ms"),
+                ("service", "service"),
+                ("rpc", "call"),
+                ("status", "status"),
+                ("where", "venue attributes"),
+                ("trace_id", "trace id"),
+            ],
+        ),
+        "",
+    ]
+    if t["errors_by_rpc"]:
+        out += ["Spans that ended in error:", "", _pairs(t["errors_by_rpc"], "call", "spans"), ""]
+    return out
+
+
 def markdown(r: DayResult, f: Figures, images: Images) -> str:
     parts = [
         _intro(r, f),
@@ -445,6 +473,7 @@ def markdown(r: DayResult, f: Figures, images: Images) -> str:
         _photos(f),
         _nudges(f, images),
         _calls(f, images),
+        _traces(f),
         _cost(f),
     ]
     return "\n".join(line for part in parts for line in part)

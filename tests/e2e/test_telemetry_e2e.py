@@ -7,7 +7,9 @@ nothing personal; the metrics the dashboards query arrive with their labels."""
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from venue.access.v1 import access_pb2_grpc
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2 as ipb
 from venue.identity.v1 import identity_pb2_grpc
+from venue.location.v1 import location_pb2 as lpb
+from venue.location.v1 import location_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +38,20 @@ MALL = ROOT / "venues" / "millbrook-galleria.yaml"
 LINE = "ap.patty-and-bun.standby"
 # Services that follow the access stream: their work for a tap is linked to it.
 FOLLOWERS = [name for name in ("queue", "photo") if name in implemented_services()]
+READER = "rd.patty-and-bun.q1"
+# Metrics each running service must export (the dashboards query them).
+EXPECTED = {
+    "access": {semconv.ACCESS_TAPS, semconv.RPC_SERVER_DURATION, semconv.EVENTS_HANDLED},
+    "location": {semconv.LOCATION_PINGS, semconv.ZONE_OCCUPANCY, semconv.ZONE_DENSITY},
+    "queue": {semconv.QUEUE_POSTED_WAIT, semconv.QUEUE_FORECAST_WAIT},
+}
 
 
 async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
     tmp_path: Path, database_url: str
 ) -> None:
     receiver = await start_receiver()
-    services = ["identity", "access", *FOLLOWERS]
+    services = ["identity", "access", "location", *FOLLOWERS]
     suite = Suite(
         data_dir=tmp_path / "data",
         services=services,
@@ -95,6 +106,26 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
                 metadata=(*scanner, ("traceparent", traceparent)),
             )
             assert reply.decision == pb.TAP_DECISION_ALLOW
+            # The band is heard by a reader in the line: pings and occupancy.
+            reader = await device(identity, admin, common_pb2.DEVICE_KIND_READER, READER)
+            async with grpc.aio.insecure_channel(suite.addresses["location"]) as lchannel:
+                location: location_pb2_grpc.LocationServiceAsyncStub = (
+                    location_pb2_grpc.LocationServiceStub(lchannel)
+                )
+
+                async def pings() -> AsyncIterator[lpb.IngestPingsRequest]:
+                    yield lpb.IngestPingsRequest(
+                        batch=lpb.PingBatch(
+                            batch_id=uuid.uuid4().hex,
+                            band_uids=[uid, "BAND-NOBODY"],
+                            reader_ids=[READER, READER],
+                            observed_at_unix_ms=[int(time.time() * 1000)] * 2,
+                            rssi_dbm=[-50, -50],
+                        )
+                    )
+
+                acks = [a async for a in location.IngestPings(pings(), metadata=reader)]
+                assert len(acks) == 1
             # A denial is findable by its attribute too.
             denied = await access.Tap(
                 pb.TapRequest(
@@ -124,13 +155,12 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
         def metric_names() -> set[str]:
             return {p.metric for p in receiver.points}
 
-        wanted = {
-            semconv.ACCESS_TAPS.name,
-            semconv.RPC_SERVER_DURATION.name,
-            semconv.EVENTS_HANDLED.name,
-        }
+        wanted = {m.name for name in services if name in EXPECTED for m in EXPECTED[name]}
         await receiver.wait_for(lambda: tap_span() is not None)
-        await receiver.wait_for(lambda: wanted <= metric_names())
+        try:
+            await receiver.wait_for(lambda: wanted <= metric_names(), timeout=30)
+        except AssertionError:
+            raise AssertionError(f"metrics missing: {wanted - metric_names()}") from None
         for follower in FOLLOWERS:
             await receiver.wait_for(lambda f=follower: linked(f))
         # The denial's span may leave in a later batch than the allowed tap's.
@@ -153,6 +183,12 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
     assert attrs[semconv.DECISION] == "allow"
     assert attrs[semconv.GUEST] == guest.guest.guest_id
     assert attrs[semconv.CALLER_KIND] == "device"
+    database = [
+        s.span
+        for s in receiver.trace(trace_id)
+        if s.attrs.get("db.system") == "postgresql" and s.span.parent_span_id == span.span_id
+    ]
+    assert database and database[0].kind == Span.SPAN_KIND_CLIENT, "the tap's database work"
     deny = next(s for s in receiver.spans if s.attrs.get(semconv.DECISION) == "deny")
     assert deny.attrs[semconv.DENY_REASON] == "unknown_band"
 
@@ -166,6 +202,8 @@ async def test_one_tap_is_one_trace_with_venue_attributes_and_no_personal_data(
         if p.metric == semconv.EVENTS_HANDLED.name
     }
     assert consumers, "no consumer reported the events it handled"
+    heard = [p for p in receiver.points if p.metric == semconv.LOCATION_PINGS.name]
+    assert {p.attrs.get(semconv.OUTCOME) for p in heard} == {"accepted", "rejected"}
     for point in receiver.points:
         metric = next((m for m in semconv.METRICS if m.name == point.metric), None)
         if metric is not None:

@@ -1,11 +1,22 @@
 """The routing service started in the test process on a real socket, with identity
-for credentials.
+for credentials, and scripted stand-ins for the queue and location services.
 
-Routing follows the queue and location services' streams. Until those services are
-merged, the tests stand up scripted peers that speak their real protobuf APIs on
-real sockets (snapshot RPCs and Watch streams fed by the test): they exercise
-routing's consumers end to end over gRPC, and are replaced by the real services in
-the suite's end-to-end tests.
+Why stand-ins when the real services exist. These tests pin routing's own
+reactions to exact inputs: a forecast that grows through the morning beside a flat
+one, a zone at exactly twice its capacity, a ride closed for weather, a posted
+wait of exactly 25 minutes. The real queue and location services cannot be
+scripted like that without a day of taps and pings, and these tests run in a
+fraction of a second each. `QueuePeer` and `LocationPeer` speak the services' real
+protobuf APIs on a real socket (snapshot RPCs answering empty, Watch streams fed by
+the test), so routing's consumers run unchanged over gRPC.
+
+What they do not prove: that routing is admitted by the real services' policies,
+that the real snapshots and streams carry what routing reads, and that routing
+follows identity's revocations. `tests/e2e/test_routing_live.py` proves that
+against identity, access, location, queue and routing as real processes (a reader
+device crowding a floor, ops staff setting a ride down, nearest points of interest,
+a revoked credential). A stand-in must only ever send what the real service sends:
+change it when their protos change.
 """
 
 from __future__ import annotations

@@ -112,6 +112,16 @@ class Router:
     # --- the optimizer -------------------------------------------------------
 
     async def plan(self, q: Question, settings: PlanSettings) -> Answer:
+        if q.leave_at <= q.start_at:
+            # The party's day (or the venue's) is over: nothing fits, and routing
+            # rightly refuses a plan that ends as it starts.
+            return Answer(
+                (),
+                tuple(
+                    RoutedSkip(item.item_id, rpb.SKIP_REASON_NOT_ENOUGH_TIME, "no time left")
+                    for item in q.items
+                ),
+            )
         request = rpb.PlanItineraryRequest(
             start=endpoint(self._facts.routable(q.start)),
             start_at=to_timestamp(q.start_at),

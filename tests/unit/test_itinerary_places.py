@@ -5,12 +5,15 @@ only routes from the walkway graph."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from services.itinerary.facts import from_venue
-from services.itinerary.model import Place
+from services.itinerary.model import Place, PlanSettings
+from services.itinerary.planning import Item, ItemKind, Question
+from services.itinerary.router import Router as ItineraryRouter
 from services.routing.crowding import CrowdBoard
 from services.routing.routes import Router
 from services.venue_model import load_venue
@@ -44,3 +47,21 @@ def test_a_walkway_node_is_kept_and_a_zone_alone_is_untouched() -> None:
     walk = next(n for n in venue.graph_nodes())
     assert facts.routable(Place(walk.zone, walk.id)) == Place(walk.zone, walk.id)
     assert facts.routable(Place(zone_id=walk.zone)) == Place(zone_id=walk.zone)
+
+
+async def test_no_time_left_is_answered_without_asking_routing() -> None:
+    """A plan made after the party's leave time (or closing) has start == leave;
+    routing refuses that as INVALID_ARGUMENT, which surfaced as INTERNAL on
+    CreatePlan. Nothing fits: every item is skipped for lack of time."""
+
+    def no_channel() -> object:
+        raise AssertionError("routing must not be called")
+
+    venue = load_venue(ROOT / "venues" / "lantern-bay-park.yaml")
+    router = ItineraryRouter(no_channel, from_venue(venue))  # type: ignore[arg-type]
+    at = datetime(2026, 7, 4, 22, tzinfo=UTC)
+    poi = venue.pois[0].id
+    q = Question(Place(), at, at, (Item("w1", poi, ItemKind.ATTRACTION, False, None, None),))
+    answer = await router.plan(q, PlanSettings())
+    assert answer.stops == ()
+    assert [(s.item_id, s.reason) for s in answer.skipped] == [("w1", 1)]

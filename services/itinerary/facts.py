@@ -88,6 +88,9 @@ class VenueFacts:
     entrance: Place
     # Node id -> its zone.
     nodes: Mapping[str, str] = field(default_factory=dict)
+    # Nodes on the walkway graph: the only nodes routing accepts as endpoints.
+    # Readers inside a line or on a ride are not on it. Empty: every node is.
+    walkable: frozenset[str] = frozenset()
 
     def poi(self, poi_id: str) -> PoiFact | None:
         return self.pois.get(poi_id)
@@ -111,6 +114,14 @@ class VenueFacts:
 
     def closing(self, day: date) -> datetime:
         return self.at_minute(day, self.closes_min)
+
+    def routable(self, place: Place) -> Place:
+        """The place as routing takes it: a node inside a line or on a ride (where
+        location puts a guest a reader there saw) becomes its zone, which routing
+        maps to the attraction's entrance."""
+        if not place.node_id or not self.walkable or place.node_id in self.walkable:
+            return place
+        return Place(zone_id=place.zone_id or self.nodes.get(place.node_id, ""))
 
     def walked_zone(self, zone_id: str) -> bool:
         zone = self.zones.get(zone_id)
@@ -167,4 +178,5 @@ def from_venue(venue: Venue) -> VenueFacts:
         poi_of_zone=poi_of_zone,
         entrance=entrance,
         nodes={n.id: n.zone for n in venue.nodes},
+        walkable=frozenset(n.id for n in venue.graph_nodes()),
     )

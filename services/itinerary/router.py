@@ -112,8 +112,18 @@ class Router:
     # --- the optimizer -------------------------------------------------------
 
     async def plan(self, q: Question, settings: PlanSettings) -> Answer:
+        if q.leave_at <= q.start_at:
+            # The party's day (or the venue's) is over: nothing fits, and routing
+            # rightly refuses a plan that ends as it starts.
+            return Answer(
+                (),
+                tuple(
+                    RoutedSkip(item.item_id, rpb.SKIP_REASON_NOT_ENOUGH_TIME, "no time left")
+                    for item in q.items
+                ),
+            )
         request = rpb.PlanItineraryRequest(
-            start=endpoint(q.start),
+            start=endpoint(self._facts.routable(q.start)),
             start_at=to_timestamp(q.start_at),
             leave_at=to_timestamp(q.leave_at),
             walking=walking(settings),
@@ -175,7 +185,7 @@ class Router:
             self._walks.move_to_end(key)
             return cached
         request = rpb.GetRouteRequest(
-            origin=endpoint(origin),
+            origin=endpoint(self._facts.routable(origin)),
             destination=rpb.Endpoint(poi_id=poi_id),
             walking=walking(settings, avoid_crowds=False),
         )
@@ -218,7 +228,7 @@ class Router:
         found: dict[str, SnackOption] = {}
         for tags in (["cold_drink"], ["snack"]):
             request = rpb.FindNearestRequest(
-                origin=endpoint(origin),
+                origin=endpoint(self._facts.routable(origin)),
                 tags=tags,
                 open_at=to_timestamp(now),
                 walking=walking(settings, avoid_crowds=False),
@@ -257,7 +267,7 @@ class Router:
         routes: list[rpb.Route] = []
         for avoid in (False, True):
             request = rpb.GetRouteRequest(
-                origin=endpoint(origin),
+                origin=endpoint(self._facts.routable(origin)),
                 destination=rpb.Endpoint(poi_id=poi_id),
                 walking=walking(settings, avoid_crowds=avoid),
                 depart_at=to_timestamp(now),

@@ -191,6 +191,8 @@ class EventHub:
     """Tails one service's event table and fans events out to Watch calls."""
 
     PAGE = 1000
+    # Events a subscriber scans before it lets the event loop run others.
+    SCAN = 500
 
     def __init__(
         self,
@@ -284,11 +286,12 @@ class EventHub:
             if not rows:
                 break
             for event in rows:
+                if event.cursor <= self._tail:
+                    continue  # the buffer stays strictly ordered: subscribe relies on it
                 self._cursors.append(event.cursor)
                 self._events.append(event)
-                for callback in self._listeners:
-                    callback(event)
-            self._tail = rows[-1].cursor
+                self._tail = event.cursor
+                self._notify(event)
             total += len(rows)
             if len(rows) < self.PAGE:
                 break
@@ -297,6 +300,15 @@ class EventHub:
             self._advanced.set()
             self._advanced = asyncio.Event()
         return total
+
+    def _notify(self, event: StoredEvent) -> None:
+        # A listener's bug must not stop the hub: raised out of the read loop it
+        # would re-read (and re-buffer) the same page forever.
+        for callback in self._listeners:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event listener failed", extra={"kind": event.kind})
 
     def _trim(self) -> None:
         excess = len(self._events) - self._buffer_size
@@ -325,14 +337,19 @@ class EventHub:
                 continue
             advanced = self._advanced
             index = bisect.bisect_right(self._cursors, pos)
-            batch = self._events[index:]
-            if not batch:
+            if index >= len(self._events):
                 await advanced.wait()
                 continue
+            # Walk the buffer in slices so a subscriber far behind neither copies
+            # the whole buffer nor, when its filter skips most events, holds the
+            # event loop for the whole scan: every slice gives the loop a turn.
+            batch = self._events[index : index + self.SCAN]
             for event in batch:
                 if (wanted is None or event.kind in wanted) and (key is None or event.key == key):
                     yield event
             pos = batch[-1].cursor
+            if len(batch) == self.SCAN:
+                await asyncio.sleep(0)
 
 
 class WatchResponse(Protocol):

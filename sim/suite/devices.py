@@ -42,6 +42,10 @@ def _no_images(capture_id: str) -> tuple[str, str]:
     raise RuntimeError("devices not attached to a world")
 
 
+# The least notice (venue seconds) with which ops post an expected reopen time.
+REOPEN_NOTICE_S = 300.0
+
+
 def timestamp(frame: DayFrame, seconds: float) -> Timestamp:
     ts = Timestamp()
     ts.FromNanoseconds(round(frame.epoch(seconds) * 1e9))
@@ -307,12 +311,16 @@ class SuiteDevices:
             else qpb.STATUS_REASON_UNSPECIFIED,
             note="ride stopped by its operator" if status == "down" else "",
         )
-        # Ops post a time to reopen only while it is still ahead on the venue clock
-        # (a world running behind the clock must not post one already gone).
-        if expected_back_s is not None and expected_back_s > self.clock_now() + 60.0:
-            request.expected_reopen_at.CopyFrom(timestamp(self.frame, expected_back_s))
 
         async def job() -> None:
+            # Ops post a time to reopen only while it is still well ahead on the venue
+            # clock when the call goes out: the call may wait behind others in its
+            # lane, and a busy suite answers seconds (many venue minutes) later; the
+            # queue rightly refuses a reopen time already gone.
+            if expected_back_s is not None and expected_back_s > self.clock_now() + REOPEN_NOTICE_S:
+                request.expected_reopen_at.CopyFrom(timestamp(self.frame, expected_back_s))
+            else:
+                request.ClearField("expected_reopen_at")
             reply = await self.call(
                 "queue.SetAttractionStatus",
                 self.stubs.queue.SetAttractionStatus,

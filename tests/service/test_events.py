@@ -187,3 +187,64 @@ async def test_consumer_stores_its_cursor_with_its_effect(
     await second.stop()
     rows = await pool.fetch("SELECT name FROM applied")
     assert sorted(r["name"] for r in rows) == sorted(names)
+
+
+async def test_a_failing_listener_neither_stops_nor_corrupts_the_hub(
+    pool: asyncpg.Pool, hub: EventHub, schema: str
+) -> None:
+    """A listener that raised used to escape the read loop after its event was
+    buffered but before the tail moved: the hub re-read and re-buffered the same
+    page forever, the buffer lost its order, and a subscriber could spin on it."""
+    seen: list[str] = []
+
+    def flaky(event: StoredEvent) -> None:
+        seen.append(event.payload.decode())
+        if event.payload == b"boom":
+            raise ValueError("a listener's bug")
+
+    hub.on_event(flaky)
+    stream = hub.subscribe(None)
+    await emit(pool, schema, "a", "boom", "c")
+    assert await take(stream, 3) == ["a", "boom", "c"]
+    await emit(pool, schema, "d")
+    assert await take(stream, 1) == ["d"]
+    assert seen == ["a", "boom", "c", "d"]
+    assert hub._cursors == sorted(set(hub._cursors))
+
+
+async def test_a_filtered_subscriber_far_behind_lets_the_loop_run(
+    pool: asyncpg.Pool, database_url: str, schema: str
+) -> None:
+    """Scanning a long backlog its filter skips, a subscriber gives the event loop
+    turns: one Watch must never stall a service's other calls (health checks,
+    taps) while it catches up."""
+    big = EventHub(pool, database_url, schema, buffer_size=50_000, poll_interval=0.05)
+    await big.start()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = [("noise", "", b"x", AT)] * (EventHub.SCAN * 8)
+            await events.append_many(conn, schema, rows)
+            await events.append(conn, schema, "wanted", b"last", AT)
+        async with asyncio.timeout(10):
+            while len(big._events) < EventHub.SCAN * 8 + 1:
+                await asyncio.sleep(0.02)
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        stream = big.subscribe(ORIGIN, kinds={"wanted"})
+        first = asyncio.ensure_future(stream.__anext__())
+        tick_task = asyncio.create_task(ticker())
+        event = await first
+        at_last = ticks
+        stop.set()
+        await tick_task
+        assert event.payload == b"last"
+        assert at_last >= 4, "the scan held the event loop from start to end"
+    finally:
+        await big.stop()

@@ -57,7 +57,7 @@ class WorldConfig:
     # ticket desk, the venue's devices (gates, scanners, tills, cameras), the guests'
     # apps and the ops team do not share one connection in a real venue, and a slow
     # app call must never hold up the desk or a gate.
-    desk_in_flight: int = 32
+    desk_in_flight: int = 48
     devices_in_flight: int = 48
     apps_in_flight: int = 48
     ops_in_flight: int = 16

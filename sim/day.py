@@ -244,6 +244,7 @@ class Day:
             self.services,
             self.tasks,
             self.run_tag,
+            ops_call=self.callers["ops"],
         )
         apps = SuiteApps(
             self.venue,

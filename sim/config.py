@@ -53,5 +53,11 @@ class WorldConfig:
     # Most a ride camera's clock is off from venue time (seconds, either way).
     camera_skew_s: float = 3.0
     shares: Shares = field(default_factory=Shares)
-    # Device and app calls in flight at once (the suite is one machine).
-    max_in_flight: int = 48
+    # Calls in flight at once, by kind of caller, each kind with a cap of its own: the
+    # ticket desk, the venue's devices (gates, scanners, tills, cameras), the guests'
+    # apps and the ops team do not share one connection in a real venue, and a slow
+    # app call must never hold up the desk or a gate.
+    desk_in_flight: int = 48
+    devices_in_flight: int = 48
+    apps_in_flight: int = 48
+    ops_in_flight: int = 16

@@ -61,6 +61,9 @@ class Progress:
     in_flight: int
     backlog: int
     lag_s: float
+    # Calls in flight and calls held back by their cap, by kind of caller.
+    in_flight_by_kind: dict[str, int] = field(default_factory=dict)
+    waiting_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +84,11 @@ class DayResult:
     # World CPU seconds spent on each venue hour (by the hour's start, day seconds).
     cpu_by_hour: dict[int, float] = field(default_factory=dict)
     lag_samples: list[tuple[float, float]] = field(default_factory=list)
+    # (venue s, guests arrived, {kind: (in flight, waiting for the cap)}) twice a second.
+    flight_samples: list[tuple[float, int, dict[str, tuple[int, int]]]] = field(
+        default_factory=list
+    )
+    callers: dict[str, Caller] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     run_tag: str = ""
     # Venue time at which Ctrl-C ended the day early, if it did.
@@ -104,6 +112,17 @@ def make_population(
         venue, config.guests, rng, config.shares, run_tag, frame.at_clock, open_s, end_s, close_s
     )
     return parties, open_s, close_s, end_s
+
+
+def make_callers(stats: CallStats, config: WorldConfig) -> dict[str, Caller]:
+    """One Caller per kind of caller, each with its own cap on calls in flight."""
+    limits = {
+        "desk": config.desk_in_flight,
+        "devices": config.devices_in_flight,
+        "apps": config.apps_in_flight,
+        "ops": config.ops_in_flight,
+    }
+    return {kind: Caller(stats, limit, kind=kind) for kind, limit in limits.items()}
 
 
 def offline_world(
@@ -137,7 +156,7 @@ class Day:
         self.time = VenueTime(clock, self.frame)
         self.run_tag = secrets.token_hex(3)
         self.stats = CallStats()
-        self.call = Caller(self.stats, config.max_in_flight)
+        self.callers = make_callers(self.stats, config)
         self.tasks = Tasks()
         self.phase = "starting"
         parties, *_ = make_population(venue, config, self.frame, self.run_tag)
@@ -167,9 +186,11 @@ class Day:
             events_per_s=self.stats.events_per_second(),
             calls=self.stats.total_calls,
             failures=self.stats.total_failures,
-            in_flight=self.call.in_flight,
+            in_flight=sum(c.in_flight for c in self.callers.values()),
             backlog=len(self.tasks),
             lag_s=self.lag_s,
+            in_flight_by_kind={k: c.in_flight for k, c in self.callers.items()},
+            waiting_by_kind={k: c.waiting for k, c in self.callers.items()},
         )
 
     async def play(self, on_progress: Callable[[Progress], None] | None = None) -> DayResult:
@@ -179,7 +200,9 @@ class Day:
         try:
             self.phase = "installing devices"
             gateways = list(gateways_of(self.venue))
-            installer = Installer(stubs, self.call, self.venue, self.admin_token, gateways)
+            installer = Installer(
+                stubs, self.callers["ops"], self.venue, self.admin_token, gateways
+            )
             creds = await installer.install()
             phases["install"] = time.monotonic() - began
             result = await self._play(stubs, creds, phases, on_progress)
@@ -214,19 +237,20 @@ class Day:
             self.venue,
             self.frame,
             stubs,
-            self.call,
+            self.callers["devices"],
             creds.devices,
             creds.ops,
             readers,
             self.services,
             self.tasks,
             self.run_tag,
+            ops_call=self.callers["ops"],
         )
         apps = SuiteApps(
             self.venue,
             self.frame,
             stubs,
-            self.call,
+            self.callers["apps"],
             self.services,
             self.tasks,
             self.run_tag,
@@ -242,11 +266,17 @@ class Day:
         apps.attach(world)
         self.world = world
         desk = Desk(
-            stubs, self.call, self.venue, self.frame, creds.desk, self.run_tag, self.services
+            stubs,
+            self.callers["desk"],
+            self.venue,
+            self.frame,
+            creds.desk,
+            self.run_tag,
+            self.services,
         )
         observer = Observer(
             stubs,
-            self.call,
+            self.callers["ops"],
             self.frame,
             self.time,
             creds.ops,
@@ -269,6 +299,7 @@ class Day:
             desk,
             phases,
             run_tag=self.run_tag,
+            callers=self.callers,
         )
         self.result = result
         guest_index = desk.guest_index
@@ -342,6 +373,13 @@ class Day:
             if wall - last_report > 0.5:
                 last_report = wall
                 result.lag_samples.append((now, self.lag_s))
+                result.flight_samples.append(
+                    (
+                        now,
+                        world.truth.arrived_guests,
+                        {k: (c.in_flight, c.waiting) for k, c in self.callers.items()},
+                    )
+                )
                 if on_progress:
                     on_progress(self.progress())
             if handled >= BUDGET:

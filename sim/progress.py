@@ -28,6 +28,13 @@ def _table(p: Progress, title: str) -> Table:
         "calls",
         f"{p.calls:,} answered · {p.in_flight} in flight · {p.backlog:,} queued",
     )
+    if p.in_flight_by_kind:
+        table.add_row(
+            "in flight / held",
+            " · ".join(
+                f"{k} {n}/{p.waiting_by_kind.get(k, 0)}" for k, n in p.in_flight_by_kind.items()
+            ),
+        )
     failures = f"[bold red]{p.failures:,}[/]" if p.failures else "0"
     table.add_row("failed calls", failures)
     lag = f"[yellow]{p.lag_s:,.0f} venue s behind[/]" if p.lag_s > 60 else "on time"
@@ -68,7 +75,10 @@ class View:
             print(
                 f"[{p.label}] {p.phase}: {p.inside} inside, {p.arrived}/{p.expected_guests} "
                 f"arrived, {p.left} left, {p.events_per_s:.0f} events/s, {p.calls} calls, "
-                f"{p.failures} failed",
+                f"{p.failures} failed, in flight/held "
+                + " ".join(
+                    f"{k} {n}/{p.waiting_by_kind.get(k, 0)}" for k, n in p.in_flight_by_kind.items()
+                ),
                 flush=True,
             )
 

@@ -154,6 +154,11 @@ def headline(f: Figures) -> list[tuple[str, str]]:
             f"{c['events']:,} device and app events, {_v(c['events_per_s_mean'])}/s mean, "
             f"{c['events_per_s_peak']:,}/s peak; {c['total']:,} calls, {c['failed']:,} failed",
         ),
+        *(
+            [("failed calls", ", ".join(f"{k} {n}" for k, n in by_status.items()))]
+            if (by_status := c.get("failures_by_status"))
+            else []
+        ),
         (
             "world",
             f"{_v(world['cpu_s_per_venue_hour_mean'])} CPU s per venue hour, max lag "
@@ -408,6 +413,13 @@ def _calls(f: Figures, images: Images) -> list[str]:
             ],
         ),
     ]
+    if c.get("failures_by_status"):
+        out += [
+            "",
+            "Failed calls by RPC and status code:",
+            "",
+            *[f"- `{k}`: {n:,}" for k, n in c["failures_by_status"].items()],
+        ]
     if c["failure_log"]:
         out += ["", "First failures:", "", *[f"- `{line}`" for line in c["failure_log"]]]
     if c["world_errors"]:

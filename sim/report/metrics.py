@@ -439,6 +439,12 @@ def calls(r: DayResult) -> dict[str, Any]:
         "total": r.calls.total_calls,
         "failed": r.calls.total_failures,
         "failure_log": r.calls.failure_log[:20],
+        # Every failed call, by RPC and status code (the log above keeps only the first).
+        "failures_by_status": {
+            f"{name} {code}": n
+            for name, m in sorted(r.calls.methods.items())
+            for code, n in sorted(m.failures.items())
+        },
         "by_method": per_method,
         "events": sum(rates),
         "events_per_s_mean": round(sum(rates) / day_s, 1) if day_s else None,
@@ -457,6 +463,9 @@ def world_cost(r: DayResult) -> dict[str, Any]:
         "max_lag_venue_s": round(max(lags), 1) if lags else 0.0,
         "events_handled": r.world.engine.handled,
         "phases_wall_s": {k: round(v, 1) for k, v in r.phases.items()},
+        # Each kind of caller's cap, and the most of its calls ever held back by it.
+        "in_flight_cap": {k: c.limit for k, c in r.callers.items()},
+        "peak_held_by_cap": {k: c.peak_waiting for k, c in r.callers.items()},
     }
 
 

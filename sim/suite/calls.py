@@ -2,6 +2,11 @@
 attempt, retries with exponential backoff and jitter on the errors worth retrying,
 the same idempotency key on every retry, and a cap on calls in flight.
 
+Each kind of caller (the ticket desk, the venue's devices, the guests' apps, the ops
+team) has a Caller of its own with its own cap, as each has its own network in a
+real venue: a slow app call must never hold up a gate or the desk. They share one
+CallStats.
+
 A call that still fails is counted (CallStats.failed) and answered with None: the
 device carries on, as a turnstile that lost its network would.
 """
@@ -42,12 +47,19 @@ class Caller:
         max_in_flight: int,
         deadline_s: float = 10.0,
         attempts: int = 6,
+        *,
+        kind: str = "calls",
     ) -> None:
         self.stats = stats
+        self.kind = kind
+        self.limit = max_in_flight
         self.gate = asyncio.Semaphore(max_in_flight)
         self.deadline_s = deadline_s
         self.attempts = attempts
         self.in_flight = 0
+        # Calls ready to go but held back by the cap: where a starved caller shows.
+        self.waiting = 0
+        self.peak_waiting = 0
         self._rng = random.Random(0)
 
     async def __call__(
@@ -71,7 +83,13 @@ class Caller:
         stats = self.stats.method(name)
         delay = 0.2
         for attempt in range(1, self.attempts + 1):
-            async with self.gate:
+            self.waiting += 1
+            self.peak_waiting = max(self.peak_waiting, self.waiting)
+            try:
+                await self.gate.acquire()
+            finally:
+                self.waiting -= 1
+            try:
                 self.in_flight += 1
                 began = time.perf_counter()
                 try:
@@ -95,6 +113,8 @@ class Caller:
                     return reply
                 finally:
                     self.in_flight -= 1
+            finally:
+                self.gate.release()
             await asyncio.sleep(delay * (0.5 + self._rng.random()))
             delay = min(delay * 2, 5.0)
         return None  # pragma: no cover - the loop returns

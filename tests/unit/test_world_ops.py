@@ -30,7 +30,9 @@ class Recorder:
         return object()
 
 
-def devices(clock: list[float], tasks: Tasks, recorder: Recorder) -> SuiteDevices:
+def devices(
+    clock: list[float], tasks: Tasks, recorder: Recorder, ops_call: Recorder | None = None
+) -> SuiteDevices:
     stubs: Any = SimpleNamespace(queue=SimpleNamespace(SetAttractionStatus=None))
     d = SuiteDevices(
         venue=None,  # type: ignore[arg-type]
@@ -43,6 +45,7 @@ def devices(clock: list[float], tasks: Tasks, recorder: Recorder) -> SuiteDevice
         services={"queue"},
         tasks=tasks,
         run_tag="t",
+        ops_call=ops_call,  # type: ignore[arg-type]
     )
     d.clock_now = lambda: clock[0]
     return d
@@ -75,6 +78,16 @@ async def test_a_reopen_time_still_ahead_is_sent() -> None:
     sent = recorder.sent[0]
     assert sent.HasField("expected_reopen_at")
     assert sent.expected_reopen_at.ToNanoseconds() == round(FRAME.epoch(back) * 1e9)
+
+
+async def test_status_posts_go_out_on_the_ops_teams_connection_not_the_devices() -> None:
+    clock = [36_000.0]
+    tasks = Tasks()
+    taps, ops_team = Recorder(), Recorder()
+    ops = devices(clock, tasks, taps, ops_call=ops_team)
+    ops.ride_status("a1", "down", clock[0], None)
+    await tasks.drain(5)
+    assert (len(taps.sent), len(ops_team.sent)) == (0, 1)
 
 
 def test_no_status_without_the_queue() -> None:

@@ -40,6 +40,10 @@ TAP_GAP = (1.5, 3.5)
 PING_TICKS = 6
 # Boarding taps fall in the last seconds before the vehicle leaves.
 BOARD_WINDOW_MAX_S = 20.0
+# A photographer's turn with a party (a tap, photos at +20 s and +45 s), and the
+# longest a party waits for its turn before giving up on the photo spot.
+PHOTOGRAPHER_TURN_S = 60.0
+PHOTOGRAPHER_MAX_WAIT_S = 600.0
 
 
 class State:
@@ -138,6 +142,7 @@ class World:
             for c in venue.cameras
         }
         self.captures_taken = 0
+        self.photographer_free: dict[str, float] = {}
         self.show_seats: Counter[tuple[str, float]] = Counter()
         self._zone_index = {z.id: i for i, z in enumerate(venue.zones)}
         self._zone_rollup = {
@@ -805,19 +810,27 @@ class World:
     def at_photo_spot(self, agent: Agent, camera: str) -> None:
         t = self.engine.now
         party = agent.party
-        self.devices.photographer_tap(camera, party, party.payer, t)
+        # A photographer serves one party at a time: the next party waits its
+        # turn (its tap would otherwise claim the photos of the party before).
+        start = max(t, self.photographer_free.get(camera, t))
+        if start - t > PHOTOGRAPHER_MAX_WAIT_S:
+            self._busy(agent, self.venue.camera(camera).node, 30.0, "photo_spot_skipped")
+            return
+        self.photographer_free[camera] = start + PHOTOGRAPHER_TURN_S
+        skew = self.camera_skew[camera]
+        self.engine.at(
+            start, self.devices.photographer_tap, camera, party, party.payer, start + skew
+        )
         guests = tuple(m.index for m in party.members)
         for k in range(2):
             self.captures_taken += 1
             capture_id = f"{self.run_tag}-{camera}-{self.captures_taken:06d}"
-            taken = t + 20.0 + 25.0 * k
+            taken = start + 20.0 + 25.0 * k
             self.truth.captures[capture_id] = CaptureTruth(
                 capture_id, camera, None, taken, guests, (party.index,)
             )
-            self.engine.at(
-                taken, self.devices.capture, camera, capture_id, taken + self.camera_skew[camera]
-            )
-        self._busy(agent, self.venue.camera(camera).node, 90.0, "photo_spot")
+            self.engine.at(taken, self.devices.capture, camera, capture_id, taken + skew)
+        self._busy(agent, self.venue.camera(camera).node, start - t + 90.0, "photo_spot")
 
     def _buy(self, agent: Agent, poi: Any, category: str, t: float) -> None:
         tills = self.venue.tills_for(poi.id)

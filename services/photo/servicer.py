@@ -389,6 +389,8 @@ class PhotoServicer(photo_pb2_grpc.PhotoServiceServicer):
         photo_id = validation.ident(request.photo_id, "photo_id")
         party_id = _own_party(request.party_id)
         reason = validation.enum_value(request.reason, pb.UnlinkReason, "reason")
+        if reason == pb.UNLINK_REASON_SUPERSEDED:
+            raise InvalidArgument("reason", "only the service supersedes a link")
         photo = await self._store.get_photo(photo_id)
         if reason == pb.UNLINK_REASON_NOT_US:
             bought = await self._store.single_purchase(party_id, photo_id)

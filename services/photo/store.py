@@ -655,6 +655,7 @@ class PhotoStore:
             expires_at,
         )
         session = _session(row)
+        await self._supersede(conn, device_id, started_at, party_id, now)
         if party_id is None or guest_id is None:
             return session, []
         until = await conn.fetchval(
@@ -667,11 +668,13 @@ class PhotoStore:
         rows = await conn.fetch(
             f"SELECT {_PHOTO} FROM photos p WHERE device_id = $1 AND captured_at >= $2 "
             "AND captured_at < $3 AND source = $4 AND NOT EXISTS "
-            "(SELECT 1 FROM photo_links l WHERE l.photo_id = p.photo_id) FOR UPDATE",
+            "(SELECT 1 FROM photo_links l WHERE l.photo_id = p.photo_id "
+            "AND (l.removed_at IS NULL OR l.party_id = $5)) FOR UPDATE",
             device_id,
             started_at,
             end,
             pb.CAPTURE_SOURCE_PHOTOGRAPHER,
+            party_id,
         )
         linked = []
         for r in rows:
@@ -692,6 +695,73 @@ class PhotoStore:
                 CapturedEvent(photo.photo_id, photo.camera_id, photo.captured_at, photo.row, False)
             )
         return session, linked
+
+    async def _supersede(
+        self,
+        conn: asyncpg.Connection,
+        device_id: str,
+        started_at: datetime,
+        party_id: str | None,
+        now: datetime,
+    ) -> None:
+        """A tap that arrived after photos taken since it (a device sends its
+        captures in batches): the session before it gave them to its own party.
+        Taken back, so the tap's venue time decides and not the arrival order."""
+        until = await conn.fetchval(
+            "SELECT min(started_at) FROM photographer_sessions WHERE device_id = $1 "
+            "AND started_at > $2",
+            device_id,
+            started_at,
+        )
+        links = await conn.fetch(
+            "SELECT l.photo_id, l.party_id FROM photo_links l JOIN photos p USING (photo_id) "
+            "WHERE p.device_id = $1 AND p.source = $2 AND p.captured_at >= $3 "
+            "AND ($4::timestamptz IS NULL OR p.captured_at < $4) "
+            "AND l.source = $5 AND l.removed_at IS NULL "
+            "AND ($6::uuid IS NULL OR l.party_id <> $6) FOR UPDATE OF l",
+            device_id,
+            pb.CAPTURE_SOURCE_PHOTOGRAPHER,
+            started_at,
+            until,
+            pb.LINK_SOURCE_PHOTOGRAPHER_TAP,
+            party_id,
+        )
+        for link in links:
+            guests = await conn.fetch(
+                "DELETE FROM photo_link_guests WHERE photo_id = $1 AND party_id = $2 "
+                "RETURNING guest_id",
+                link["photo_id"],
+                link["party_id"],
+            )
+            await conn.execute(
+                "UPDATE photo_links SET removed_at = $3, removed_reason = $4 "
+                "WHERE photo_id = $1 AND party_id = $2",
+                link["photo_id"],
+                link["party_id"],
+                now,
+                pb.UNLINK_REASON_SUPERSEDED,
+            )
+            await conn.execute(
+                "UPDATE photos SET match_state = $2 WHERE photo_id = $1 AND NOT EXISTS "
+                "(SELECT 1 FROM photo_links l WHERE l.photo_id = $1 AND l.removed_at IS NULL)",
+                link["photo_id"],
+                NO_MATCH,
+            )
+            await events.append(
+                conn,
+                SCHEMA,
+                "photo_unlinked",
+                ev.photo_unlinked(
+                    str(link["photo_id"]),
+                    str(link["party_id"]),
+                    [str(g["guest_id"]) for g in guests],
+                    pb.UNLINK_REASON_SUPERSEDED,
+                ),
+                now,
+                await conn.fetchval(
+                    "SELECT attraction_id FROM photos WHERE photo_id = $1", link["photo_id"]
+                ),
+            )
 
     # --- reading photos ------------------------------------------------------
 

@@ -174,6 +174,52 @@ async def test_a_photographer_tap_gives_the_next_photos_to_the_party(photo: Phot
     assert [p.photo_id for p in await photo.photos_of(bob)] == [second.acks[0].photo_id]
 
 
+async def test_a_late_photographer_tap_takes_its_photos_from_the_party_before(
+    photo: Photo,
+) -> None:
+    """A device sends its captures in batches: the next party's tap may arrive
+    after that party's photos, which the previous session took meanwhile. The
+    tap's venue time decides, not the order the messages arrived in."""
+    t0 = slot()
+    ann = await photo.member()
+    bob = await photo.member()
+    auth = await photo.device(PHOTOGRAPHER, SPOT)
+
+    async def tap(band: str, at: datetime) -> pb.PhotographerTapResponse:
+        return await photo.stub.PhotographerTap(
+            pb.PhotographerTapRequest(
+                band_uid=band, tapped_at=to_timestamp(at), idempotency_key=uuid.uuid4().hex
+            ),
+            metadata=auth,
+        )
+
+    await tap(ann.band_uid, t0)
+    batch = await photo.ingest(
+        capture(SPOT, t0 + timedelta(seconds=20)),
+        capture(SPOT, t0 + timedelta(seconds=70)),
+        capture(SPOT, t0 + timedelta(seconds=95)),
+        camera=SPOT,
+    )
+    ann_first, bob_first, after = (a.photo_id for a in batch.acks)
+    await tap(bob.band_uid, t0 + timedelta(seconds=50))
+    await tap("NO-SUCH-BAND-2", t0 + timedelta(seconds=90))
+    assert [p.photo_id for p in await photo.photos_of(ann)] == [ann_first]
+    assert [p.photo_id for p in await photo.photos_of(bob)] == [bob_first]
+    # Nobody holds the photo after the unknown band's tap.
+    assert (
+        await photo.db.fetchval(
+            "SELECT count(*) FROM photo.photo_links WHERE photo_id = $1 AND removed_at IS NULL",
+            uuid.UUID(after),
+        )
+        == 0
+    )
+    unlinked = await photo.db.fetchval(
+        "SELECT count(*) FROM photo.photo_links WHERE removed_reason = $1",
+        pb.UNLINK_REASON_SUPERSEDED,
+    )
+    assert unlinked >= 2
+
+
 async def test_photographer_tap_bad_input_and_callers(photo: Photo) -> None:
     member = await photo.member()
     auth = await photo.device(PHOTOGRAPHER, SPOT)

@@ -308,6 +308,12 @@ async def test_a_wrong_photo_unlinked_stays_unlinked(photo: Photo) -> None:
         (pb.UnlinkPhotoRequest(party_id=ann.party_id, reason=pb.UNLINK_REASON_NOT_US), "photo_id"),
         (pb.UnlinkPhotoRequest(photo_id=photo_id, reason=pb.UNLINK_REASON_NOT_US), "party_id"),
         (pb.UnlinkPhotoRequest(photo_id=photo_id, party_id=ann.party_id), "reason"),
+        (
+            pb.UnlinkPhotoRequest(
+                photo_id=photo_id, party_id=ann.party_id, reason=pb.UNLINK_REASON_SUPERSEDED
+            ),
+            "reason",
+        ),
     ):
         await expect_error(
             photo.stub.UnlinkPhoto(bad, metadata=ann.auth), grpc.StatusCode.INVALID_ARGUMENT, field

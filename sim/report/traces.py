@@ -15,6 +15,12 @@ from services.platform import semconv
 from services.platform.telemetry_files import read_spans
 
 SEARCHABLE = (semconv.ATTRACTION, semconv.ACCESS_POINT, semconv.ZONE, semconv.DECISION)
+# Streams an app or device keeps open for minutes are long by design, not slow.
+LONG_LIVED = ("Watch", "Subscribe", "IngestPings")
+
+
+def _long_lived(name: str) -> bool:
+    return name.rsplit("/", 1)[-1].startswith(LONG_LIVED)
 
 
 def _attrs(span: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +39,11 @@ def slowest_traces(folder: Path | None, limit: int = 10) -> dict[str, Any]:
         return {"status": "no telemetry folder", "slowest": []}
     seen: dict[str, dict[str, Any]] = {}
     for span in read_spans(folder):
-        if span.get("kind") == "SPAN_KIND_SERVER" and "endTimeUnixNano" in span:
+        if (
+            span.get("kind") == "SPAN_KIND_SERVER"
+            and "endTimeUnixNano" in span
+            and not _long_lived(span["name"])
+        ):
             seen[span["spanId"]] = span
     errors: dict[str, int] = {}
     for span in seen.values():

@@ -3,6 +3,7 @@ session's real database, with helpers that make guests, devices and staff."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from tests.support.stubs import bearer
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2 as pb
 from venue.identity.v1 import identity_pb2_grpc
+
+# Service tests drive a service in this process with one token per role,
+# faster than any app or device may: the limiter reads the process
+# environment. Per-caller limits are proven in tests/hardening/test_limits.py,
+# whose services are subprocesses (Suite does not pass VENUE_* down).
+os.environ["VENUE_RATE_LIMITS"] = "off"
 
 
 @dataclass

@@ -6,7 +6,11 @@ single call of a PL/pgSQL function (migrations/0001_access.sql) that records the
 decision, its effects and its events atomically, and refuses (SQLSTATE VT409,
 `Stale`) when the state the decision read has changed since. Their events are
 written in the same call, which also NOTIFYs the stream's channel, so every
-replica's event hub wakes at commit. Everything else runs in ordinary
+replica's event hub wakes at commit. The writes of concurrent calls are
+group-committed (group_commit.py, migrations/0002_group_commit.sql): one round
+trip and one commit carry every tap (or charge) that queued up while the
+previous group was on its way, each in its own subtransaction, and each call's
+reply waits for its group's commit. Everything else runs in ordinary
 transactions.
 """
 
@@ -22,6 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.access import messages
+from services.access.group_commit import GroupCommit
 from services.access.ledger import Posting, wallet_account
 from services.access.records import (
     AccessPointState,
@@ -44,6 +49,8 @@ USED = pb.ENTITLEMENT_STATUS_USED
 REVOKED = pb.ENTITLEMENT_STATUS_REVOKED
 STALE_STATE = "VT409"
 RECORDED, REPLAYED = 0, 1
+# Further statuses of a write in a group (migrations/0002_group_commit.sql).
+STALE, FAILED = 2, 3
 
 _ENT_COLUMNS = (
     "entitlement_id, kind, status, guest_id, party_id, external_ref, park_id, valid_dates, "
@@ -196,11 +203,74 @@ class ChargeWrite:
     event: bytes | None = None
 
 
+def _tap_fields(w: TapWrite, traceparent: str | None) -> tuple[Any, ...]:
+    """The arguments of record_tap (but the channel), in the order of tap_write."""
+    return (
+        w.scope,
+        w.key,
+        w.digest,
+        w.reply,
+        w.tap_id,
+        w.access_point_id,
+        w.guest_id,
+        w.party_id,
+        w.decision,
+        w.reason,
+        w.entitlement_id,
+        w.tapped_at,
+        w.version,
+        w.inside,
+        w.presence_day,
+        w.use_status,
+        w.use_days,
+        w.use_last_day,
+        w.use_entries,
+        [e[0] for e in w.events],
+        [e[1] for e in w.events],
+        [e[2] for e in w.events],
+        traceparent,
+    )
+
+
+def _charge_fields(w: ChargeWrite, traceparent: str | None) -> tuple[Any, ...]:
+    """The arguments of record_charge (but the channel), in the order of charge_write."""
+    return (
+        w.scope,
+        w.key,
+        w.digest,
+        w.reply,
+        w.charge_id,
+        w.result,
+        w.reason,
+        w.merchant_id,
+        w.party_id,
+        w.guest_id,
+        w.band_id,
+        list(w.items),
+        w.amount_minor,
+        w.currency,
+        w.charged_at,
+        w.day,
+        w.created_by,
+        w.version,
+        w.debit_minor,
+        w.pin_failures,
+        w.pin_locked,
+        w.entry_id,
+        [p.account_id for p in w.postings],
+        [p.amount_minor for p in w.postings],
+        w.event,
+        traceparent,
+    )
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
         self._channel = events.channel_for(schema)
+        self._taps = GroupCommit(self._record_taps)
+        self._charges = GroupCommit(self._record_charges)
 
     async def _event(
         self, conn: asyncpg.Connection, kind: str, payload: bytes, at: datetime, key: str
@@ -454,34 +524,22 @@ class AccessStore:
         return HeldState(first["version"] or 0, bool(first["inside"]), first["presence_day"], held)
 
     async def record_tap(self, w: TapWrite, conn: asyncpg.Connection | None = None) -> int:
-        """RECORDED, or REPLAYED when the key was used before; raises Stale."""
+        """RECORDED, or REPLAYED when the key was used before; raises Stale.
+        Without a connection, the tap joins the group commit of concurrent taps."""
+        traceparent = events.current_traceparent() if w.events else None
+        if conn is None:
+            status = await self._taps.submit((w, traceparent))
+            if status == STALE:
+                raise Stale
+            if status != FAILED:
+                return status
+            # Something other than a lost race went wrong with this tap alone:
+            # run it on its own to raise its error (or record it after all).
         try:
             result = await (conn or self._pool).fetchval(
                 "SELECT record_tap($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-                w.scope,
-                w.key,
-                w.digest,
-                w.reply,
-                w.tap_id,
-                w.access_point_id,
-                w.guest_id,
-                w.party_id,
-                w.decision,
-                w.reason,
-                w.entitlement_id,
-                w.tapped_at,
-                w.version,
-                w.inside,
-                w.presence_day,
-                w.use_status,
-                w.use_days,
-                w.use_last_day,
-                w.use_entries,
-                [e[0] for e in w.events],
-                [e[1] for e in w.events],
-                [e[2] for e in w.events],
-                events.current_traceparent() if w.events else None,
+                *_tap_fields(w, traceparent),
                 self._channel,
             )
         except asyncpg.PostgresError as err:
@@ -489,6 +547,19 @@ class AccessStore:
                 raise Stale from None
             raise
         return int(result)
+
+    async def _record_taps(self, group: Sequence[tuple[TapWrite, str | None]]) -> list[int]:
+        # In guest order, so that two groups in flight lock holders in one order.
+        order = sorted(range(len(group)), key=lambda i: group[i][0].guest_id or "")
+        statuses = await self._pool.fetchval(
+            "SELECT record_taps($1::tap_write[], $2)",
+            [_tap_fields(*group[i]) for i in order],
+            self._channel,
+        )
+        results = [0] * len(group)
+        for i, status in zip(order, statuses, strict=True):
+            results[i] = int(status)
+        return results
 
     async def stored_reply(self, table: str, scope: str, key: str, digest: bytes) -> bytes:
         """The reply stored with a used key; refuses the key for another request."""
@@ -547,37 +618,21 @@ class AccessStore:
         )
 
     async def record_charge(self, w: ChargeWrite, conn: asyncpg.Connection | None = None) -> int:
-        """RECORDED, or REPLAYED when the key was used before; raises Stale."""
+        """RECORDED, or REPLAYED when the key was used before; raises Stale.
+        Without a connection, the charge joins the group commit of concurrent
+        charges."""
+        traceparent = events.current_traceparent() if w.event else None
+        if conn is None:
+            status = await self._charges.submit((w, traceparent))
+            if status == STALE:
+                raise Stale
+            if status != FAILED:
+                return status
         try:
             result = await (conn or self._pool).fetchval(
                 "SELECT record_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-                w.scope,
-                w.key,
-                w.digest,
-                w.reply,
-                w.charge_id,
-                w.result,
-                w.reason,
-                w.merchant_id,
-                w.party_id,
-                w.guest_id,
-                w.band_id,
-                list(w.items),
-                w.amount_minor,
-                w.currency,
-                w.charged_at,
-                w.day,
-                w.created_by,
-                w.version,
-                w.debit_minor,
-                w.pin_failures,
-                w.pin_locked,
-                w.entry_id,
-                [p.account_id for p in w.postings],
-                [p.amount_minor for p in w.postings],
-                w.event,
-                events.current_traceparent() if w.event else None,
+                *_charge_fields(w, traceparent),
                 self._channel,
             )
         except asyncpg.PostgresError as err:
@@ -585,6 +640,19 @@ class AccessStore:
                 raise Stale from None
             raise
         return int(result)
+
+    async def _record_charges(self, group: Sequence[tuple[ChargeWrite, str | None]]) -> list[int]:
+        # In party order, so that two groups in flight lock wallets in one order.
+        order = sorted(range(len(group)), key=lambda i: group[i][0].party_id or "")
+        statuses = await self._pool.fetchval(
+            "SELECT record_charges($1::charge_write[], $2)",
+            [_charge_fields(*group[i]) for i in order],
+            self._channel,
+        )
+        results = [0] * len(group)
+        for i, status in zip(order, statuses, strict=True):
+            results[i] = int(status)
+        return results
 
     async def _ensure_wallet(
         self, conn: asyncpg.Connection, party_id: str, currency: str, at: datetime

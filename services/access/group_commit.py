@@ -22,26 +22,30 @@ from typing import Generic, TypeVar
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 W = TypeVar("W")
+R = TypeVar("R")
 
 
-class GroupCommit(Generic[W]):
+class GroupCommit(Generic[W, R]):
+    """Groups writes (or reads: the hot paths' state reads share round trips
+    the same way, each read answered from one statement's snapshot)."""
+
     def __init__(
         self,
-        flush: Callable[[Sequence[W]], Awaitable[Sequence[int]]],
+        flush: Callable[[Sequence[W]], Awaitable[Sequence[R]]],
         max_group: int = 64,
         max_in_flight: int = 2,
     ) -> None:
         self._flush = flush
         self._max_group = max_group
         self._max_in_flight = max_in_flight
-        self._pending: list[tuple[W, asyncio.Future[int]]] = []
+        self._pending: list[tuple[W, asyncio.Future[R]]] = []
         self._in_flight = 0
         self.groups = 0
         self.writes = 0
 
-    async def submit(self, write: W) -> int:
-        """The write's status, once its group has committed."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def submit(self, write: W) -> R:
+        """The write's result, once its group has committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((write, future))
         if self._in_flight < self._max_in_flight:
             self._in_flight += 1
@@ -58,7 +62,7 @@ class GroupCommit(Generic[W]):
         finally:
             self._in_flight -= 1
 
-    async def _send(self, group: list[tuple[W, asyncio.Future[int]]]) -> None:
+    async def _send(self, group: list[tuple[W, asyncio.Future[R]]]) -> None:
         self.groups += 1
         self.writes += len(group)
         try:

@@ -149,7 +149,9 @@ class HeldState:
     held: tuple[EntitlementRecord, ...]
 
 
-@dataclass(frozen=True)
+# Not frozen: built once per call on the hot path, where a frozen dataclass's
+# field-by-field object.__setattr__ costs more than the rest of its building.
+@dataclass(slots=True)
 class TapWrite:
     scope: str
     key: str
@@ -174,7 +176,7 @@ class TapWrite:
     events: tuple[tuple[str, str, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChargeWrite:
     scope: str
     key: str
@@ -264,6 +266,19 @@ def _charge_fields(w: ChargeWrite, traceparent: str | None) -> tuple[Any, ...]:
     )
 
 
+def _wallet_state(row: asyncpg.Record) -> WalletState:
+    return WalletState(
+        version=row["version"] or 0,
+        balance_minor=row["balance_minor"] or 0,
+        pin_hash=None if row["pin_hash"] is None else bytes(row["pin_hash"]),
+        pin_failures=row["pin_failures"] or 0,
+        pin_locked=bool(row["pin_locked"]),
+        charging_enabled=row["charging_enabled"],
+        daily_limit_minor=row["daily_limit_minor"],
+        spent_today_minor=row["spent_minor"] or 0,
+    )
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
@@ -271,6 +286,8 @@ class AccessStore:
         self._channel = events.channel_for(schema)
         self._taps = GroupCommit(self._record_taps)
         self._charges = GroupCommit(self._record_charges)
+        self._state_reads = GroupCommit(self._read_states)
+        self._wallet_reads = GroupCommit(self._read_wallets)
 
     async def _event(
         self, conn: asyncpg.Connection, kind: str, payload: bytes, at: datetime, key: str
@@ -507,7 +524,12 @@ class AccessStore:
         room_id: str | None,
         conn: asyncpg.Connection | None = None,
     ) -> HeldState:
-        rows = await (conn or self._pool).fetch(
+        """The guest's presence and the entitlements of these kinds (for this
+        attraction or room). Without a connection the read shares a round trip
+        with the concurrent taps' reads."""
+        if conn is None:
+            return await self._state_reads.submit((guest_id, kinds, attraction_id, room_id))
+        rows = await conn.fetch(
             f"SELECT h.version, h.inside, h.presence_day, {_ENT_E} "
             "FROM (SELECT 1) AS one "
             "LEFT JOIN holders h ON h.guest_id = $1 "
@@ -522,6 +544,45 @@ class AccessStore:
         first = rows[0]
         held = tuple(_entitlement(r) for r in rows if r["entitlement_id"] is not None)
         return HeldState(first["version"] or 0, bool(first["inside"]), first["presence_day"], held)
+
+    async def _read_states(
+        self, group: Sequence[tuple[str, Sequence[int], str | None, str | None]]
+    ) -> list[HeldState]:
+        # One statement, so one snapshot for every read of the group; each
+        # read's kinds go as a bit mask (kinds are small enum numbers).
+        rows = await self._pool.fetch(
+            f"SELECT q.i, h.version, h.inside, h.presence_day, {_ENT_E} "
+            "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) "
+            "WITH ORDINALITY AS q(guest_id, kinds, attraction_id, room_id, i) "
+            "LEFT JOIN holders h ON h.guest_id = q.guest_id "
+            "LEFT JOIN entitlements e ON e.guest_id = q.guest_id "
+            "AND ((1::bigint << e.kind) & q.kinds) <> 0 AND e.status IN (1, 2) "
+            "AND (q.attraction_id IS NULL OR e.attraction_id = q.attraction_id) "
+            "AND (q.room_id IS NULL OR e.room_id = q.room_id)",
+            [g[0] for g in group],
+            [sum(1 << k for k in set(g[1])) for g in group],
+            [g[2] for g in group],
+            [g[3] for g in group],
+        )
+        firsts: dict[int, asyncpg.Record] = {}
+        held: dict[int, list[EntitlementRecord]] = {}
+        for r in rows:
+            i = r["i"]
+            firsts.setdefault(i, r)
+            if r["entitlement_id"] is not None:
+                held.setdefault(i, []).append(_entitlement(r))
+        states = []
+        for i in range(1, len(group) + 1):
+            first = firsts[i]
+            states.append(
+                HeldState(
+                    first["version"] or 0,
+                    bool(first["inside"]),
+                    first["presence_day"],
+                    tuple(held.get(i, ())),
+                )
+            )
+        return states
 
     async def record_tap(self, w: TapWrite, conn: asyncpg.Connection | None = None) -> int:
         """RECORDED, or REPLAYED when the key was used before; raises Stale.
@@ -595,7 +656,11 @@ class AccessStore:
         day: date,
         conn: asyncpg.Connection | None = None,
     ) -> WalletState:
-        row = await (conn or self._pool).fetchrow(
+        """What a charge decision reads. Without a connection the read shares a
+        round trip with the concurrent charges' reads."""
+        if conn is None:
+            return await self._wallet_reads.submit((party_id, band_id, day))
+        row = await conn.fetchrow(
             "SELECT w.version, w.balance_minor, w.pin_hash, w.pin_failures, w.pin_locked, "
             "r.charging_enabled, r.daily_limit_minor, s.spent_minor "
             "FROM (SELECT 1) AS one "
@@ -606,16 +671,25 @@ class AccessStore:
             band_id,
             day,
         )
-        return WalletState(
-            version=row["version"] or 0,
-            balance_minor=row["balance_minor"] or 0,
-            pin_hash=None if row["pin_hash"] is None else bytes(row["pin_hash"]),
-            pin_failures=row["pin_failures"] or 0,
-            pin_locked=bool(row["pin_locked"]),
-            charging_enabled=row["charging_enabled"],
-            daily_limit_minor=row["daily_limit_minor"],
-            spent_today_minor=row["spent_minor"] or 0,
+        return _wallet_state(row)
+
+    async def _read_wallets(
+        self, group: Sequence[tuple[str, str | None, date]]
+    ) -> list[WalletState]:
+        rows = await self._pool.fetch(
+            "SELECT q.i, w.version, w.balance_minor, w.pin_hash, w.pin_failures, w.pin_locked, "
+            "r.charging_enabled, r.daily_limit_minor, s.spent_minor "
+            "FROM unnest($1::uuid[], $2::uuid[], $3::date[]) "
+            "WITH ORDINALITY AS q(party_id, band_id, day, i) "
+            "LEFT JOIN wallets w ON w.party_id = q.party_id "
+            "LEFT JOIN band_rules r ON r.band_id = q.band_id "
+            "LEFT JOIN band_spend s ON s.band_id = q.band_id AND s.day = q.day",
+            [g[0] for g in group],
+            [g[1] for g in group],
+            [g[2] for g in group],
         )
+        by_index = {r["i"]: r for r in rows}
+        return [_wallet_state(by_index[i]) for i in range(1, len(group) + 1)]
 
     async def record_charge(self, w: ChargeWrite, conn: asyncpg.Connection | None = None) -> int:
         """RECORDED, or REPLAYED when the key was used before; raises Stale.

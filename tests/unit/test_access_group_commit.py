@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from services.access.group_commit import GroupCommit
+from services.access.servicer import hot_digest
+from services.platform.idempotency import request_hash
+from services.platform.validation import to_timestamp
+from venue.access.v1 import access_pb2 as pb
+from venue.common.v1 import common_pb2
 
 
 class Recorder:
@@ -91,3 +97,30 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others() -> None:
     assert await first == 10
     assert await stayer == 30
     assert quitter.cancelled()
+
+
+def test_the_hot_paths_digest_is_the_platforms_request_hash() -> None:
+    tap = pb.TapRequest(
+        access_point_id="ap-1",
+        band_uid="BAND-1",
+        tapped_at=to_timestamp(datetime(2026, 7, 1, 10, tzinfo=UTC)),
+        idempotency_key="k1",
+    )
+    charge = pb.ChargeRequest(
+        merchant_id="m",
+        band_uid="BAND-1",
+        amount=common_pb2.Money(minor_units=450, currency="USD"),
+        pin="1234",
+        idempotency_key="k2",
+    )
+    for request in (tap, charge):
+        before = request.SerializeToString()
+        assert hot_digest(request) == request_hash(request)
+        # The request is left as it came.
+        assert request.SerializeToString() == before
+    other = pb.TapRequest()
+    other.CopyFrom(tap)
+    other.idempotency_key = "another key"
+    assert hot_digest(other) == hot_digest(tap)
+    other.band_uid = "BAND-2"
+    assert hot_digest(other) != hot_digest(tap)

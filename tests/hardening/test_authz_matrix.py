@@ -87,26 +87,12 @@ async def _call(hardened: Hardened, target: Rpc, token: str, patience: float = 1
         return Outcome(err.code(), details=err.details() or "", error=err)
 
 
-# KNOWN BUG (open in issue 11's note): location's IngestPings refuses staff and
-# service callers inside its bidirectional handler, and on a fast machine the
-# refusal can reach the client as INTERNAL "Internal error from Core" instead
-# of PERMISSION_DENIED. The call is still refused and nothing is written; the
-# status is wrong. Listed here so the rest of the matrix stays enforced.
-KNOWN_INTERNAL_DENIALS = {
-    ("location.IngestPings", caller) for caller in ("staff:admin", "staff:desk", "staff:ops")
-} | {
-    ("location.IngestPings", f"service:{name}")
-    for name in ("access", "location", "queue", "routing", "itinerary", "photo")
-}
-
-
 async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> None:
     table = read_table()
     running = [r for r in all_rpcs() if r.service in hardened.services]
     callers = [c for c in caller_kinds() if c.name in hardened.tokens]
     gate = asyncio.Semaphore(16)
     wrong: list[str] = []
-    known: list[str] = []
     cells = 0
 
     async def cell(target: Rpc, caller: str, token: str, allowed: bool) -> None:
@@ -124,12 +110,7 @@ async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> Non
                 if not token or token == FORGED
                 else grpc.StatusCode.PERMISSION_DENIED
             )
-            if (
-                outcome.code == grpc.StatusCode.INTERNAL
-                and (target.key, caller) in KNOWN_INTERNAL_DENIALS
-            ):
-                known.append(f"{target.key} {caller}: {outcome.details}")
-            elif outcome.code != expected:
+            if outcome.code != expected:
                 wrong.append(
                     f"{target.key} {caller}: expected {expected.name}, got "
                     f"{outcome.code.name} {outcome.details}"
@@ -154,6 +135,60 @@ async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> Non
         "calls": cells,
         "allowed": sum(row[c.name] for r in running for c in callers for row in [table[r.key]]),
     }
+
+
+async def test_a_refused_stream_gets_its_refusal_while_the_client_writes(
+    hardened: Hardened,
+) -> None:
+    """A client-streaming call refused while the client's first writes are still
+    in flight gets the refusal itself, not INTERNAL (grpc.aio lets a failed write
+    replace the status: the server hears such a caller out before refusing)."""
+    streams = [r for r in all_rpcs() if r.service in hardened.services and r.client_streaming]
+    assert streams, "no running service has a client-streaming RPC"
+    table = read_table()
+    codes: dict[str, int] = {}
+    wrong: list[str] = []
+
+    async def refused(target: Rpc, caller: str) -> None:
+        token = hardened.tokens.get(caller, FORGED)
+
+        async def burst() -> AsyncIterator[bytes]:
+            for _ in range(3):
+                yield b""
+            await asyncio.sleep(5)
+
+        channel: Any = hardened.channel(target.service)
+        kind = channel.stream_stream if target.server_streaming else channel.stream_unary
+        call: Any = kind(target.path)(burst(), metadata=bearer(token), timeout=15)
+        try:
+            if target.server_streaming:
+                async for _ in call:
+                    pass
+            else:
+                await call
+            code = await call.code()
+        except grpc.aio.AioRpcError as err:
+            code = err.code()
+        expected = (
+            grpc.StatusCode.UNAUTHENTICATED
+            if caller == "forged"
+            else grpc.StatusCode.PERMISSION_DENIED
+        )
+        key = f"{target.key} {caller}: {code.name}"
+        codes[key] = codes.get(key, 0) + 1
+        if code != expected:
+            wrong.append(f"{key}, expected {expected.name}")
+
+    jobs = []
+    for target in streams:
+        row = table[target.key]
+        for caller in ("forged", "staff:admin", "service:access", "device:gate"):
+            if caller == "forged" or not row[caller]:
+                jobs += [refused(target, caller) for _ in range(12)]
+    await asyncio.gather(*jobs)
+    assert not wrong, f"{len(wrong)} of {len(jobs)} refused streams: {codes}"
+    assert sum(codes.values()) == len(jobs)
+    hardened.figures["refused_streams"] = codes
 
 
 # --- a guest and another party's data -----------------------------------------

@@ -110,7 +110,7 @@ async def resolve_band(work: Path, database_url: str, sink: int, seconds: float)
     await suite.start()
     try:
         admin = await suite.admin_token()
-        async with grpc.aio.insecure_channel(suite.addresses["identity"]) as channel:
+        async with suite.channel("identity") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             staff = (("authorization", f"Bearer {admin}"),)
             uids = await _bands(stub, staff, 1000)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -92,9 +92,9 @@ class Suite:
         """The TLS the runner's own calls use (the services' settings, as a client)."""
         return tls.for_client({**os.environ, **self.env})
 
-    def channel(self, name: str) -> grpc.aio.Channel:
+    def channel(self, name: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
         """A channel to one service, over TLS when the suite serves it."""
-        return tls.channel(self.addresses[name], self.tls)
+        return tls.channel(self.addresses[name], self.tls, options=options)
 
     @property
     def master(self) -> bytes:

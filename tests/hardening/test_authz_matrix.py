@@ -158,7 +158,9 @@ async def test_a_refused_stream_gets_its_refusal_while_the_client_writes(
         token = hardened.tokens.get(caller, FORGED)
 
         async def burst() -> AsyncIterator[bytes]:
-            for _ in range(3):
+            # Writes still in flight when the refusal comes, then a pause (a
+            # device waiting for acks).
+            for _ in range(50):
                 yield b""
             await asyncio.sleep(5)
 

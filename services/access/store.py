@@ -279,15 +279,23 @@ def _wallet_state(row: asyncpg.Record) -> WalletState:
     )
 
 
+def _db_span(operation: str, schema: str) -> tuple[str, dict[str, str]]:
+    """A group's CLIENT span (database semantic conventions)."""
+    return (
+        f"{operation} {schema}",
+        {"db.system": "postgresql", "db.operation.name": operation, "db.namespace": schema},
+    )
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
         self._channel = events.channel_for(schema)
-        self._taps = GroupCommit(self._record_taps)
-        self._charges = GroupCommit(self._record_charges)
-        self._state_reads = GroupCommit(self._read_states)
-        self._wallet_reads = GroupCommit(self._read_wallets)
+        self._taps = GroupCommit(self._record_taps, span=_db_span("record_taps", schema))
+        self._charges = GroupCommit(self._record_charges, span=_db_span("record_charges", schema))
+        self._state_reads = GroupCommit(self._read_states, span=_db_span("read_states", schema))
+        self._wallet_reads = GroupCommit(self._read_wallets, span=_db_span("read_wallets", schema))
 
     async def _event(
         self, conn: asyncpg.Connection, kind: str, payload: bytes, at: datetime, key: str

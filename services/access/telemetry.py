@@ -4,8 +4,10 @@
   statement; on Tap and Charge that doubled the CPU a call costs. Their writes
   are group-committed (group_commit.py): one transaction carries the taps of
   many calls, so a statement span per call would describe a statement that
-  does not exist. Their database work runs with instrumentation suppressed,
-  and the call's own server span carries what an operator needs: the time
+  does not exist. Their database work runs with instrumentation suppressed;
+  each group's round trip is one CLIENT span, a child of the first caller's
+  span and linked to the others'. The call's own server span carries what an
+  operator needs: the time
   spent in the database (`venue.db.ms`) and how many times a lost race made it
   decide again (`venue.db.retries`), next to the access point, decision and
   guest it already names.

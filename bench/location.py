@@ -70,6 +70,8 @@ IN_FLIGHT = 3
 OFFERED = 100_000
 PROBE_GUESTS = 400
 PROBE_INTERVAL = 0.1
+# Guests per RegisterGuests call (identity's limit).
+REGISTRATIONS = 1000
 INGEST = "/venue.location.v1.LocationService/IngestPings"
 
 
@@ -213,23 +215,26 @@ def floor_rows(messages: list[tuple[bytes, int]], limit: int) -> list[tuple[Any,
 # --- set-up through identity ---------------------------------------------------------
 
 
-async def make_guests(stub: Any, staff: Any, uids: list[str], in_flight: int = 64) -> float:
+async def make_guests(stub: Any, desk: Any, uids: list[str], in_flight: int = 4) -> float:
+    """Guests with location consent, each wearing one of `uids`, through identity's
+    RegisterGuests (the desk's bulk registration): real guests, parties, bands
+    and identity events, a thousand per call."""
     started = time.perf_counter()
     free = asyncio.Semaphore(in_flight)
 
-    async def one(i: int, uid: str) -> None:
+    async def chunk(lo: int) -> None:
+        entries = [
+            ipb.GuestRegistration(
+                display_name=f"Bench {i}",
+                consent=ipb.Consent(location_tracking=True),
+                band_uid=uid,
+            )
+            for i, uid in enumerate(uids[lo : lo + REGISTRATIONS], start=lo)
+        ]
         async with free:
-            guest = await stub.CreateGuest(
-                ipb.CreateGuestRequest(
-                    display_name=f"Bench {i}", consent=ipb.Consent(location_tracking=True)
-                ),
-                metadata=staff,
-            )
-            await stub.LinkBand(
-                ipb.LinkBandRequest(guest_id=guest.guest.guest_id, band_uid=uid), metadata=staff
-            )
+            await stub.RegisterGuests(ipb.RegisterGuestsRequest(guests=entries), metadata=desk)
 
-    await asyncio.gather(*(one(i, uid) for i, uid in enumerate(uids)))
+    await asyncio.gather(*(chunk(lo) for lo in range(0, len(uids), REGISTRATIONS)))
     return time.perf_counter() - started
 
 

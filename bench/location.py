@@ -481,6 +481,7 @@ async def open_loop(
         "offered_pings_per_second": rate,
         "batches_sent": sent,
         "acked_pings_per_second": round(rows / elapsed, 1),
+        "acked_rows": rows,
         "ack_latency": summary,
         "unacked": len(scheduled),
     }
@@ -783,7 +784,8 @@ def report(
         "closed_loop": {**closed, **_per_ping(closed["cpu_s"], closed["acked_rows"])},
         "open_loop": {
             **opened,
-            **_per_ping(opened["cpu_s"], opened["acked_pings_per_second"] * seconds),
+            # CPU is read over the whole phase, the wait for the last acks included.
+            **_per_ping(opened["cpu_s"], opened["acked_rows"]),
         },
         "floor_raw_asyncpg_copy": floor,
         "domain_in_process": domain,

@@ -84,8 +84,9 @@ class Ingestor:
         self._skew_ms = int(max(FUTURE_SKEW_WALL_S * clock.speed, FUTURE_SKEW_WALL_S) * 1000)
         self._recent: OrderedDict[Key, bytes] = OrderedDict()
         self._inflight: dict[Key, asyncio.Future[None]] = {}
-        # Batches waiting for a group write, and the group writes under way.
-        self._queue: deque[_Pending] = deque()
+        # Batches waiting for a group write, per device in arrival order (dicts
+        # keep insertion order: devices are served in turn), and the writes under way.
+        self._queue: dict[str, deque[_Pending]] = {}
         self._writers = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Newest read per reader (venue Unix ms), for reader health.
@@ -123,7 +124,7 @@ class Ingestor:
         self, device_id: str, allowed: npt.NDArray[np.bool_], batch: pb.PingBatch
     ) -> tuple[bool, bytes]:
         item = _Pending(device_id, allowed, batch, asyncio.get_running_loop().create_future())
-        self._queue.append(item)
+        self._queue.setdefault(device_id, deque()).append(item)
         self._kick()
         # Shielded: a stream closing while its batch is written with others must not
         # cancel the group's transaction.
@@ -143,13 +144,23 @@ class Ingestor:
         self._kick()
 
     def _take(self) -> list[_Pending]:
-        """The oldest waiting batches, up to GROUP_ROWS rows (at least one batch)."""
+        """Up to GROUP_ROWS rows of waiting batches (at least one batch), taken
+        in turn from each device's queue, oldest first: a gateway's backlog never
+        holds back another reader's batches for more than a group."""
         group: list[_Pending] = []
         rows = 0
-        while self._queue and (not group or rows + self._rows(self._queue[0]) <= GROUP_ROWS):
-            item = self._queue.popleft()
-            rows += self._rows(item)
-            group.append(item)
+        while self._queue:
+            for device in list(self._queue):
+                waiting = self._queue[device]
+                size = self._rows(waiting[0])
+                if group and rows + size > GROUP_ROWS:
+                    return group
+                group.append(waiting.popleft())
+                rows += size
+                # Served: to the back of the line (or out of it).
+                del self._queue[device]
+                if waiting:
+                    self._queue[device] = waiting
         return group
 
     @staticmethod

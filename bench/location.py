@@ -701,10 +701,20 @@ async def measure(
     meter: CpuMeter,
 ) -> dict[str, Any]:
     options = [("grpc.max_send_message_length", 16 << 20)]
-    async with grpc.aio.insecure_channel(suite.addresses["location"], options=options) as channel:
-        stub = location_pb2_grpc.LocationServiceStub(channel)
+    # The probe reader and the ops dashboard are other devices than the gateways:
+    # each has its own connection (a local subchannel pool, or gRPC would share
+    # one), so a probe's read is not queued behind megabytes of gateway batches
+    # in one TCP stream.
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    address = suite.addresses["location"]
+    async with (
+        grpc.aio.insecure_channel(address, options=options) as channel,
+        grpc.aio.insecure_channel(address, options=own) as probe_channel,
+        grpc.aio.insecure_channel(address, options=own) as watch_channel,
+    ):
+        stub = location_pb2_grpc.LocationServiceStub(watch_channel)
         gateways = [Gateway(channel, token) for token in setup.gateways]
-        probe_gateway = Gateway(channel, setup.probe_device)
+        probe_gateway = Gateway(probe_channel, setup.probe_device)
         readers = [asyncio.create_task(g.read_acks()) for g in [*gateways, probe_gateway]]
         probe = Probe(probe_gateway, setup.probe_uids, setup.world.probe_reader)
         known_s = await _until_known(gateways[0], setup.uids + setup.probe_uids, setup.world)
@@ -803,7 +813,7 @@ def report(
     }
 
 
-async def _until_known(gateway: Gateway, uids: list[str], w: World, timeout: float = 120) -> float:
+async def _until_known(gateway: Gateway, uids: list[str], w: World, timeout: float = 300) -> float:
     """Wait until location has every band from identity's stream (one read each,
     at a load reader, which also places every guest)."""
     started = time.perf_counter()

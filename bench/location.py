@@ -669,7 +669,7 @@ async def prepare(suite: Suite) -> Setup:
     tag = uuid.uuid4().hex[:6].upper()
     uids = [f"LB{tag}{i:07d}" for i in range(GUESTS)]
     probe_uids = [f"PB{tag}{i:07d}" for i in range(PROBE_GUESTS)]
-    async with grpc.aio.insecure_channel(suite.addresses["identity"]) as channel:
+    async with suite.channel("identity") as channel:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         created_s = await make_guests(stub, admin, uids + probe_uids)
         say(f"{len(uids) + len(probe_uids)} guests with bands in {created_s:.1f}s")
@@ -706,11 +706,10 @@ async def measure(
     # one), so a probe's read is not queued behind megabytes of gateway batches
     # in one TCP stream.
     own = [("grpc.use_local_subchannel_pool", 1)]
-    address = suite.addresses["location"]
     async with (
-        grpc.aio.insecure_channel(address, options=options) as channel,
-        grpc.aio.insecure_channel(address, options=own) as probe_channel,
-        grpc.aio.insecure_channel(address, options=own) as watch_channel,
+        suite.channel("location", options=options) as channel,
+        suite.channel("location", options=own) as probe_channel,
+        suite.channel("location", options=own) as watch_channel,
     ):
         stub = location_pb2_grpc.LocationServiceStub(watch_channel)
         gateways = [Gateway(channel, token) for token in setup.gateways]

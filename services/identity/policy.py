@@ -25,6 +25,7 @@ CONSUMERS = ["access", "location", "queue", "itinerary", "photo"]
 
 POLICY = {
     "CreateGuest": allow(anonymous=True, staff=[DESK, ADMIN]),
+    "RegisterGuests": allow(staff=[DESK, ADMIN]),
     "GetGuest": allow(guests=True, staff=ALL_STAFF, services=["access", "itinerary", "photo"]),
     "UpdateGuest": allow(guests=True, staff=ALL_STAFF),
     "GetParty": allow(guests=True, staff=ALL_STAFF, services=["access", "itinerary", "photo"]),

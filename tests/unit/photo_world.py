@@ -243,12 +243,21 @@ def simulate_day(venue: Venue, knobs: WorldKnobs, seed: int, start: float = 1.8e
 def play(
     day: Day, cameras: list[RideCamera], rules: LinkRules, tick: float = 10.0
 ) -> tuple[Score, LinkEngine]:
-    """Feed the day to a fresh engine in arrival order and score its links."""
+    """Feed the day to a fresh engine in arrival order and score its links.
+
+    As the service's linker does: while taps flow, the engine decides and
+    forgets on the taps' own times (the venue clock is not passed); once the
+    stream is quiet at the end, the venue clock decides what is left."""
     engine = LinkEngine(cameras, rules)
     linked: dict[str, set[str]] = {}
     verdicts: dict[str, Verdict] = {}
+    pruned = -math.inf
 
-    def collect(now: float) -> None:
+    def collect(now: float | None) -> None:
+        nonlocal pruned
+        if engine.watermark - pruned > 300:
+            engine.prune(engine.watermark)
+            pruned = engine.watermark
         for decision in engine.decide(now):
             verdicts[decision.capture_key] = decision.verdict
             if decision.verdict is Verdict.MATCHED:
@@ -260,7 +269,7 @@ def play(
         if arrival is None:
             continue
         while next_tick <= arrival.at:
-            collect(next_tick)
+            collect(None)
             next_tick += tick
         if arrival.kind == "tap":
             assert arrival.tap is not None

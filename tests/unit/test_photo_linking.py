@@ -479,7 +479,7 @@ def test_no_ride_makes_a_wrong_link_or_splits_a_party(ride: Ride) -> None:
 def test_a_day_of_the_default_venue_meets_the_accuracy_bar() -> None:
     venue = load_venue(DEFAULT_VENUE_FILE)
     catalog = Catalog(venue, PhotoConfig())
-    for seed, tap_model in enumerate(("together", "spread", "file")):
+    for seed, tap_model in enumerate(("together", "spread", "file", "world")):
         knobs = WorldKnobs(tap_model=tap_model, camera_skew=3.0, hours=1.5)
         day = simulate_day(venue, knobs, seed=seed)
         score, _ = play(day, catalog.ride_cameras, catalog.rules)
@@ -495,3 +495,20 @@ def test_the_mall_has_no_ride_cameras_and_its_own_currency_and_retention() -> No
     assert catalog.ride_cameras == []
     assert catalog.currency == "GBP"
     assert catalog.retention.days == 14
+
+
+@settings(max_examples=3, deadline=None)
+@given(lag=st.floats(600.0, 6 * 3600.0), seed=st.integers(0, 100))
+def test_the_same_taps_and_photos_give_the_same_links_however_late_they_come(
+    lag: float, seed: int
+) -> None:
+    """A linker hours behind the venue clock (a backlog after an overload)
+    decides exactly as one that keeps up: time is the events' own."""
+    venue = load_venue(DEFAULT_VENUE_FILE)
+    catalog = Catalog(venue, PhotoConfig())
+    knobs = WorldKnobs(tap_model="world", camera_skew=3.0, hours=0.75)
+    on_time, _ = play(simulate_day(venue, knobs, seed=seed), catalog.ride_cameras, catalog.rules)
+    late_knobs = WorldKnobs(tap_model="world", camera_skew=3.0, hours=0.75, lag=lag)
+    late, _ = play(simulate_day(venue, late_knobs, seed=seed), catalog.ride_cameras, catalog.rules)
+    assert late == on_time
+    assert on_time.links > 0

@@ -546,11 +546,17 @@ class LinkEngine:
 
     # --- deciding -----------------------------------------------------------
 
-    def _due(self, cam: _CameraState, state: CaptureState, now: float) -> bool:
+    def _due(
+        self, cam: _CameraState, state: CaptureState, upto: float, quiet: float | None
+    ) -> bool:
         low, _ = cam.model.window()
-        closes = state.at - low + self.rules.guard
+        closes = state.at - low + self.rules.guard + self.rules.settle
         mark = self._marks.get(cam.camera.boarding_access_point, -math.inf)
-        return mark >= closes + self.rules.settle or now >= state.at + self.rules.give_up
+        if mark >= closes or upto >= state.at + self.rules.give_up:
+            return True
+        # A quiet stream: nothing more is on its way, so the clock may stand in
+        # for the taps that would have shown the stream passing.
+        return quiet is not None and quiet >= closes
 
     def _judge(self, cam: _CameraState, state: CaptureState) -> Decision:
         camera, rules = cam.camera, self.rules
@@ -631,13 +637,13 @@ class LinkEngine:
 
         Time is the tap stream's own (its watermark). `now`, the venue clock, is
         for a caller whose stream has gone quiet (no tap has arrived for a
-        while): captures then get decided a give-up time after they were taken
+        while): captures whose window has closed by the clock are then decided
         even though no later tap says the stream has passed them.
         """
         upto = self.watermark if now is None else max(now, self.watermark)
         out: list[Decision] = []
         for cam in self._cameras.values():
-            out += self._decide_camera(cam, upto)
+            out += self._decide_camera(cam, upto, now)
         for key in sorted(self._dirty, key=lambda k: self._keys[k].at if k in self._keys else 0):
             state = self._keys.get(key)
             if state is None or state.pending:
@@ -649,10 +655,10 @@ class LinkEngine:
         self._dirty.clear()
         return out
 
-    def _decide_camera(self, cam: _CameraState, now: float) -> list[Decision]:
+    def _decide_camera(self, cam: _CameraState, now: float, quiet: float | None) -> list[Decision]:
         out: list[Decision] = []
         due = sorted(
-            (self._keys[k] for k in cam.pending if self._due(cam, self._keys[k], now)),
+            (self._keys[k] for k in cam.pending if self._due(cam, self._keys[k], now, quiet)),
             key=lambda s: s.at,
         )
         relearn = False

@@ -81,10 +81,14 @@ class Linker:
     # --- feeding -------------------------------------------------------------
 
     async def restore(self) -> None:
-        now = self._clock.now()
         rules = self.engine.rules
         reach = timedelta(seconds=rules.horizon + 600.0)
-        state = await self._store.linking_state(now - reach, rules.max_samples)
+        # The engine's memory is counted back from the taps' own times: a
+        # linker that was hours behind the clock must get back what it had.
+        latest = await self._store.latest_tap()
+        now = self._clock.now()
+        base = now if latest is None else min(now, latest)
+        state = await self._store.linking_state(base - reach, rules.max_samples)
         for camera_id, samples in state.samples.items():
             try:
                 model = self.engine.model(camera_id)

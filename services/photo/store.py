@@ -482,6 +482,14 @@ class PhotoStore:
             )
         )
 
+    async def latest_tap(self) -> datetime | None:
+        """The venue time of the latest boarding tap kept: how far the tap
+        stream had got before a restart."""
+        found: datetime | None = await self._pool.fetchval(
+            "SELECT max(tapped_at) FROM boarding_taps"
+        )
+        return found
+
     async def linking_state(self, since: datetime, per_camera: int) -> LinkingState:
         taps = await self._pool.fetch(
             "SELECT tap_id, access_point_id, guest_id, party_id, tapped_at FROM boarding_taps "

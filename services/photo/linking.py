@@ -95,13 +95,14 @@ class LinkRules:
     settle: float = 60.0
     # Decide anyway this long after the capture (the stream may be quiet).
     give_up: float = 600.0
-    # Samples needed before the learned window replaces the prior one.
-    min_samples: int = 12
+    # Samples needed before the learned window replaces the prior one (a
+    # quiet ride photographs a few vehicles an hour: it must not wait all day).
+    min_samples: int = 8
     max_samples: int = 300
     # Re-decide held captures after this many new samples.
     relearn_every: int = 25
     # Captures needed before an alignment is tried, and the most it looks at.
-    bootstrap_captures: int = 12
+    bootstrap_captures: int = 8
     align_captures: int = 120
     # While a camera is not calibrated and its prior window could hold two
     # vehicles, its captures wait this long for calibration, then are held.

@@ -26,6 +26,7 @@ from services.platform.handlers import (
     Handler,
     StreamBehavior,
     UnaryBehavior,
+    hear_out,
     method_parts,
     wrap_handler,
 )
@@ -40,6 +41,8 @@ _outcome: contextvars.ContextVar[tuple[grpc.StatusCode, str]] = contextvars.Cont
     "outcome", default=(grpc.StatusCode.OK, "")
 )
 _OK = (grpc.StatusCode.OK, "")
+# A client-streaming call's request iterator, to hear out before it is ended.
+_unheard: contextvars.ContextVar[Any] = contextvars.ContextVar("unheard", default=None)
 
 # The codes that mark a server span as failed (as OpenTelemetry's gRPC
 # instrumentation does): the server's fault, not the caller's.
@@ -71,6 +74,9 @@ PUBLIC_SERVICES = frozenset(
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: errors.DomainError) -> NoReturn:
     _outcome.set((err.code, err.message))
     status = rpc_status.to_status(err.to_status())
+    if (requests := _unheard.get()) is not None:
+        _unheard.set(None)
+        await hear_out(requests)
     await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
@@ -83,6 +89,7 @@ class _Plan:
     name: str
     rule: Allow
     streaming: bool
+    client_streaming: bool
     span_attrs: dict[str, str | int]
     metric_attrs: dict[grpc.StatusCode, dict[str, str | int]]
 
@@ -181,6 +188,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             name=name,
             rule=self._policies.get(service, {}).get(name, Allow()),
             streaming=handler.unary_stream is not None or handler.stream_stream is not None,
+            client_streaming=(
+                handler.stream_unary is not None or handler.stream_stream is not None
+            ),
             span_attrs={**base, "rpc.grpc.status_code": grpc.StatusCode.OK.value[0]},
             metric_attrs={
                 code: {**base, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
@@ -192,6 +202,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
                     return await behavior(request, context)
@@ -210,6 +222,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
                     async for response in behavior(request, context):

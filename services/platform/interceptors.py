@@ -25,6 +25,7 @@ from services.platform import errors, semconv
 from services.platform.callctx import call_deadline, request_id, rpc_method
 from services.platform.handlers import (
     Handler,
+    Malformed,
     StreamBehavior,
     UnaryBehavior,
     method_parts,
@@ -212,6 +213,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 span, attached = self._start_span(plan, meta)
                 try:
                     await self._enter(plan, context, meta, span)
+                    if type(request) is Malformed:
+                        raise request.error()
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
                     self._aborted(context)
@@ -307,8 +310,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             await abort(context, refused)
         current_principal.set(principal)
         if span.is_recording():
-            span.set_attribute(semconv.CALLER_KIND, principal.kind.value)
-            span.set_attribute(semconv.CALLER_ID, principal.subject)
+            span.set_attributes(
+                {semconv.CALLER_KIND: principal.kind.value, semconv.CALLER_ID: principal.subject}
+            )
 
     async def _guard_deadline(self, plan: _Plan, context: Any) -> None:
         remaining = context.time_remaining()

@@ -660,7 +660,7 @@ async def prepare(suite: Suite) -> Setup:
     tag = uuid.uuid4().hex[:6].upper()
     uids = [f"LB{tag}{i:07d}" for i in range(GUESTS)]
     probe_uids = [f"PB{tag}{i:07d}" for i in range(PROBE_GUESTS)]
-    async with grpc.aio.insecure_channel(suite.addresses["identity"]) as channel:
+    async with suite.channel("identity") as channel:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         created_s = await make_guests(stub, admin, uids + probe_uids)
         say(f"{len(uids) + len(probe_uids)} guests with bands in {created_s:.1f}s")
@@ -692,7 +692,7 @@ async def measure(
     meter: CpuMeter,
 ) -> dict[str, Any]:
     options = [("grpc.max_send_message_length", 16 << 20)]
-    async with grpc.aio.insecure_channel(suite.addresses["location"], options=options) as channel:
+    async with suite.channel("location", options=options) as channel:
         stub = location_pb2_grpc.LocationServiceStub(channel)
         gateways = [Gateway(channel, token) for token in setup.gateways]
         probe_gateway = Gateway(channel, setup.probe_device)

@@ -8,6 +8,8 @@ handler, so each interceptor says only what it does around a call.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -139,6 +141,22 @@ def wrap_handler(
             response_serializer=ser,
         )
     raise TypeError("method handler has no behavior")
+
+
+async def hear_out(requests: Any, quiet_s: float = 0.25, within_s: float = 2.0) -> None:
+    """Read and drop what a client still sends on a call about to end in error,
+    until it half-closes, pauses for `quiet_s`, or `within_s` has passed.
+
+    A client-streaming call that ends while the client's write is in flight
+    reaches a grpc.aio client as INTERNAL "Internal error from Core", not the
+    status the server sent (grpc/grpc#36066: the failed write overwrites it).
+    Letting the writes in flight land first makes a refusal arrive as itself."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + within_s
+    with contextlib.suppress(Exception):
+        pending = requests.__aiter__()
+        while (left := until - loop.time()) > 0:
+            await asyncio.wait_for(pending.__anext__(), min(quiet_s, left))
 
 
 def method_parts(full_method: str) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from services.platform.handlers import (
     Malformed,
     StreamBehavior,
     UnaryBehavior,
+    hear_out,
     method_parts,
     wrap_handler,
 )
@@ -43,6 +44,8 @@ _outcome: contextvars.ContextVar[tuple[grpc.StatusCode, str]] = contextvars.Cont
     "outcome", default=(grpc.StatusCode.OK, "")
 )
 _OK = (grpc.StatusCode.OK, "")
+# A client-streaming call's request iterator, to hear out before it is ended.
+_unheard: contextvars.ContextVar[Any] = contextvars.ContextVar("unheard", default=None)
 
 # The codes that mark a server span as failed (as OpenTelemetry's gRPC
 # instrumentation does): the server's fault, not the caller's.
@@ -83,6 +86,9 @@ class CallOver(asyncio.CancelledError):
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: errors.DomainError) -> NoReturn:
     _outcome.set((err.code, err.message))
     status = rpc_status.to_status(err.to_status())
+    if (requests := _unheard.get()) is not None:
+        _unheard.set(None)
+        await hear_out(requests)
     try:
         await context.abort(status.code, status.details, status.trailing_metadata)
     except grpc.aio.AbortError:
@@ -101,6 +107,7 @@ class _Plan:
     name: str
     rule: Allow
     streaming: bool
+    client_streaming: bool
     span_attrs: dict[str, str | int]
     # The rpc.server.duration series of each status code.
     metric_series: dict[grpc.StatusCode, Attributes]
@@ -199,6 +206,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             name=name,
             rule=self._policies.get(service, {}).get(name, Allow()),
             streaming=handler.unary_stream is not None or handler.stream_stream is not None,
+            client_streaming=(
+                handler.stream_unary is not None or handler.stream_stream is not None
+            ),
             span_attrs={**base, "rpc.grpc.status_code": grpc.StatusCode.OK.value[0]},
             metric_series={
                 code: (*base.items(), ("rpc.grpc.status_code", code.value[0]))
@@ -211,6 +221,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
                     if type(request) is Malformed:
@@ -231,6 +243,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
                     async for response in behavior(request, context):

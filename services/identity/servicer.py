@@ -353,9 +353,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ResolveBand(
         self, request: pb.ResolveBandRequest, context: Context
     ) -> pb.ResolveBandResponse:
-        uid = rules.band_uid(request.band_uid)
-        hit, answer = self._cache.get(uid)
+        # Only a valid uid is ever cached: a hit needs no validation.
+        hit, answer = self._cache.get(request.band_uid)
         if not hit:
+            uid = rules.band_uid(request.band_uid)
             generation = self._cache.generation
             resolved = await self._store.resolve_band(uid)
             answer = None if resolved is None else messages.resolved_pb(resolved)
@@ -364,8 +365,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise NotFound("band")
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute("venue.guest.id", answer.guest_id)
-            span.set_attribute("venue.band.active", answer.active)
+            span.set_attributes(
+                {"venue.guest.id": answer.guest_id, "venue.band.active": answer.active}
+            )
         return answer
 
     async def ListBands(

@@ -158,8 +158,11 @@ class LiveTwin:
         for attraction in self.attractions:
             self.twin.refresh_status(attraction, t)
             estimate = self.twin.estimate(attraction, t)
-            self._published[attraction] = self._figures(attraction, estimate)
-            self.posted_gauge[attraction] = self._published[attraction].posted
+            # Nothing counts as published yet: what followers last saw is the wait
+            # before the restart, and the one rebuilt now may differ (time went on,
+            # facts came in while down). The first tick publishes every wait again.
+            self._published.pop(attraction, None)
+            self.posted_gauge[attraction] = self._figures(attraction, estimate).posted
             self._refresh_tip(attraction, estimate)
         return len(facts)
 

@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 import grpc
 
+from services.itinerary.consumers import ACTIVE_BOOKINGS
 from services.photo.catalog import Catalog, PhotoConfig
 from services.platform.events import Cursor
 from services.queue.live import TAP_KINDS
@@ -618,6 +619,36 @@ async def check_location_replay(
     c.figures["guests_moved"] = len(last)
 
 
+async def check_itinerary_bookings(conn: asyncpg.Connection, audit: Audit) -> None:
+    """Itinerary's copy of the queue's bookings equals a replay of the queue's
+    booking events (the newest event of each booking wins)."""
+    c = audit.add(Check("itinerary_bookings_replay"))
+    last: dict[str, tuple[bool, str]] = {}
+    for r in await _events(
+        conn, "queue", ["booking_created", "booking_called", "booking_cancelled"]
+    ):
+        event = qpb.WatchQueueEventsResponse.FromString(r["payload"])
+        which = event.WhichOneof("event")
+        if which is None:
+            continue
+        b = getattr(event, which).booking
+        active = which != "booking_cancelled" and b.status in ACTIVE_BOOKINGS
+        last[b.booking_id] = (active, b.attraction_id)
+    rows = await conn.fetch(
+        "SELECT booking_id, active, attraction_id FROM itinerary.queue_bookings"
+    )
+    table = {r["booking_id"]: (r["active"], r["attraction_id"]) for r in rows}
+    lost = 0
+    for booking_id, state in last.items():
+        c.checked += 1
+        if booking_id not in table:
+            lost += 1
+            c.problem(f"booking {booking_id} is in queue's stream, not in itinerary")
+        elif table[booking_id] != state:
+            c.problem(f"booking {booking_id}: itinerary holds {table[booking_id]}, stream {state}")
+    c.figures.update(lost=lost, bookings=len(last))
+
+
 async def audit(suite: Suite, result: DayResult, acked: Acknowledged, venue: Venue) -> Audit:
     report = Audit()
     assert suite.database_url is not None
@@ -642,6 +673,8 @@ async def audit(suite: Suite, result: DayResult, acked: Acknowledged, venue: Ven
             await check_nudges(conn, result, acked, report)
         if "queue" in running and "access" in running:
             await check_queue_replay(conn, suite, token, report)
+        if "queue" in running and "itinerary" in running:
+            await check_itinerary_bookings(conn, report)
         services = report.add(Check("services_alive"))
         for name, proc in suite.processes.items():
             services.checked += 1

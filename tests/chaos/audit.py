@@ -117,8 +117,9 @@ async def _events(
 ) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
-            f"SELECT txid::text AS txid, seq, kind, key, payload FROM {schema}.events "
-            "WHERE kind = ANY($1::text[]) ORDER BY txid, seq",
+            # Stream order: by the xid8 column, not its text (where '9' > '10').
+            f"SELECT e.seq, e.kind, e.key, e.payload FROM {schema}.events e "
+            "WHERE e.kind = ANY($1::text[]) ORDER BY e.txid, e.seq",
             list(kinds),
         )
     )

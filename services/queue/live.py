@@ -295,6 +295,10 @@ class LiveTwin:
             self._published_forecasts.clear()
         events: list[EventRow] = []
         samples: list[SampleRow] = []
+        # What counts as published only once its events are committed: a write
+        # that fails (the database restarting) must leave them to the next tick.
+        published = dict(self._published)
+        forecasts = dict(self._published_forecasts)
         for attraction in self.attractions:
             status_events = self._status_events(attraction, t)
             if status_events:
@@ -307,8 +311,12 @@ class LiveTwin:
             self._last_sample_minute = minute
             samples += [self.sample(a, minute * 60.0) for a in self.attractions]
         if events:
-            async with self.store.pool.acquire() as conn, conn.transaction():
-                await self.store.append_events(conn, events)
+            try:
+                async with self.store.pool.acquire() as conn, conn.transaction():
+                    await self.store.append_events(conn, events)
+            except BaseException:
+                self._published, self._published_forecasts = published, forecasts
+                raise
             self.hub.poke()
         if samples:
             await self.store.insert_samples(samples)

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import grpc
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -371,6 +372,30 @@ async def test_a_restarted_twin_comes_back_to_the_same_lines(
         pb.SetAttractionStatusRequest(attraction_id=ride, status=pb.ATTRACTION_STATUS_OPEN),
         metadata=bearer(queue.ops),
     )
+
+
+async def test_a_wait_whose_event_failed_to_commit_is_published_by_a_later_tick(
+    queue: Queue, database_url: str
+) -> None:
+    """A tick whose write fails (PostgreSQL restarting) must not count its waits
+    as published: followers would never hear of them."""
+    live = queue.app.live
+    ride = "buccaneer-bay-voyage"
+    store_pool = live.store.pool
+    down = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    await down.close()
+    live._published.pop(ride, None)  # a wait to publish at the next tick
+    live.store.pool = down
+    try:
+        with pytest.raises(asyncpg.InterfaceError):
+            await live.tick()
+        assert ride not in live._published
+    finally:
+        live.store.pool = store_pool
+    before = await events.latest_cursor(store_pool)
+    await live.tick()
+    rows = await events.read_after(store_pool, before, 1000, kinds=["wait_changed"], key=ride)
+    assert rows and ride in live._published
 
 
 async def test_a_restarted_twin_publishes_every_wait_again(queue: Queue, database_url: str) -> None:

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--stall-s", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=2, help="times every fault is played")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     parser.add_argument("--work", type=Path, default=None, help="data directory (default: temp)")
     args = parser.parse_args(argv)
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         seed=args.seed,
         stall_s=args.stall_s,
+        rounds=args.rounds,
     )
     work = args.work or Path(tempfile.mkdtemp(prefix="venue-chaos-"))
     run = asyncio.run(run_chaos(config, work, os.environ.get("DATABASE_URL") or None))

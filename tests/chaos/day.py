@@ -53,6 +53,8 @@ class ChaosConfig:
     stall: str | None = "identity"
     # Longer than the world's call deadline (10 s) and the services' own.
     stall_s: float = 12.0
+    # How many times the whole plan of faults is played over the day.
+    rounds: int = 1
     # Wall seconds between one fault's recovery and the next fault.
     gap_s: float = 2.0
     # Attempts of a device's call before it gives up: a real turnstile or till
@@ -75,7 +77,7 @@ def plan(config: ChaosConfig, services: list[str]) -> list[Fault]:
             faults.append(kills.pop(0))
         if others:
             faults.append(others.pop(0))
-    return faults
+    return faults * config.rounds
 
 
 @dataclass

@@ -92,6 +92,10 @@ fuzz: setup ## Fuzz every RPC of the running suite at length; figures to bench/r
 	VENUE_HARDENING_RESULTS=bench/results/hardening.json \
 	$(BIN)/pytest tests/hardening -q $(ARGS)
 
+.PHONY: chaos
+chaos: setup ## Play a longer day under faults (kills, a database restart, cut streams, a frozen dependency) and audit it; figures to bench/results/chaos.json.
+	$(PY) -m tests.chaos $(ARGS)
+
 .PHONY: dashboards
 dashboards: setup ## Regenerate the Grafana dashboards in infra/grafana/dashboards.
 	$(PY) -m tools.make_dashboards

@@ -96,6 +96,7 @@ class ThrottledCursor:
         self._table = table
         self._interval = interval
         self._pending = ""
+        self._written = ""
         self._written_at = 0.0
 
     async def load(self) -> str:
@@ -107,8 +108,9 @@ class ThrottledCursor:
             await self.flush()
 
     async def flush(self) -> None:
-        if self._pending:
+        if self._pending and self._pending != self._written:
             await self._table.save(self._pending)
+            self._written = self._pending
             self._written_at = time.monotonic()
 
 
@@ -135,6 +137,7 @@ class Consumers:
         self._nudger = nudger
         self._clock = clock
         self.cursors: list[ThrottledCursor] = []
+        self.watermarks: list[WatermarkCursor] = []
         # A boarding group is called for many parties at once: their bookings
         # are applied side by side, each party's in order.
         self.booking_lanes = Lanes("itinerary-queue-bookings")
@@ -156,6 +159,22 @@ class Consumers:
     async def flush(self) -> None:
         for cursor in self.cursors:
             await cursor.flush()
+
+    async def keep_cursors(self, interval: float = 1.0) -> None:
+        """Store what was applied even when a stream goes quiet: a throttled cursor
+        otherwise keeps the last events of a burst pending (and the bookings'
+        watermark moves on as lanes finish, after the last save), so a crash
+        long after would replay them and the stored cursor lags the stream."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for watermark in self.watermarks:
+                    await watermark.save("")
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("storing the stream cursors failed; retrying", exc_info=True)
 
     # --- identity -----------------------------------------------------------------
 
@@ -260,12 +279,14 @@ class Consumers:
             party = change.booking.party_id if change is not None else ""
             await lanes.submit(party, event.cursor, lambda: self.apply_booking(event))
 
+        watermark = WatermarkCursor(lanes, self._table("itinerary-queue-bookings"))
+        self.watermarks.append(watermark)
         return StreamConsumer(
             "itinerary-queue-bookings",
             open_stream,
             handle,
             lambda e: e.cursor,
-            WatermarkCursor(lanes, self._table("itinerary-queue-bookings")),
+            watermark,
             clock=self._clock,
         )
 

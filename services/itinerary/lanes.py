@@ -10,7 +10,9 @@ order. The cursor saved for the stream is the watermark: the last event that
 it and every event before it have been applied, so a restart replays what was
 still in flight (handlers are idempotent) and loses nothing. An event that
 still fails after a few retries is logged and passed over, where the serial
-consumer would stall the whole stream behind it.
+consumer would stall the whole stream behind it; but not while the failure is
+the database or a service being down (a restart): passing over then would lose
+every event of those seconds, so such an event is retried until it applies.
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import grpc
 
 from services.platform.events import CursorStore
+from services.platform.interceptors import map_exception
 
 log = logging.getLogger("venue.itinerary.lanes")
 
 ATTEMPTS = 4
+MAX_RETRY_S = 5.0
+
+
+def _unavailable(err: Exception) -> bool:
+    """The database or a service down: what a retry later fixes."""
+    mapped = map_exception(err)
+    return mapped is not None and mapped.code == grpc.StatusCode.UNAVAILABLE
 
 
 class Lanes:
@@ -61,17 +72,24 @@ class Lanes:
             if before is not None:
                 with contextlib.suppress(Exception):
                     await before
-            for attempt in range(ATTEMPTS):
+            attempt = waits = 0
+            while True:
                 try:
                     await work()
                     return
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    if attempt == ATTEMPTS - 1:
-                        # Given up after a few seconds of retries (the database
-                        # is failing): the stream goes on rather than stalling
-                        # every party behind one event.
+                except Exception as err:
+                    if _unavailable(err):
+                        # Not this event's fault: wait for the database to return.
+                        await asyncio.sleep(min(self._retry_s * 2**waits, MAX_RETRY_S))
+                        waits = min(waits + 1, 8)
+                        continue
+                    attempt += 1
+                    if attempt == ATTEMPTS:
+                        # Given up after a few retries (the event itself fails):
+                        # the stream goes on rather than stalling every party
+                        # behind one event.
                         self.failed += 1
                         log.warning(
                             "event not applied after retries",
@@ -79,7 +97,7 @@ class Lanes:
                             exc_info=True,
                         )
                         return
-                    await asyncio.sleep(self._retry_s * 2**attempt)
+                    await asyncio.sleep(self._retry_s * 2 ** (attempt - 1))
         finally:
             self._slots.release()
 

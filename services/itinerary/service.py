@@ -51,6 +51,7 @@ async def setup(runtime: Runtime) -> Callable[[grpc.aio.Server], None]:
     for consumer in consumers.all():
         runtime.spawn(consumer.run(), consumer.name)
     runtime.spawn(consumers.snapshot(), "itinerary-snapshot")
+    runtime.spawn(consumers.keep_cursors(), "itinerary-cursors")
     runtime.spawn(plans.run_replans(), "itinerary-replans")
     runtime.spawn(nudger.run(), "itinerary-nudger")
     runtime.on_close(consumers.flush)

@@ -356,6 +356,11 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         await abort(context, mapped)
 
 
+# The server shutting down, crashed, or still starting up (recovery after a
+# restart): retryable, as a connection error is, not a bug of the service.
+_DB_DOWN = asyncpg.AdminShutdownError | asyncpg.CrashShutdownError | asyncpg.CannotConnectNowError
+
+
 def map_exception(exc: BaseException) -> errors.DomainError | None:
     """The status an exception from service code becomes; None means INTERNAL."""
     if isinstance(exc, errors.DomainError):
@@ -364,7 +369,7 @@ def map_exception(exc: BaseException) -> errors.DomainError | None:
         return errors.AlreadyExists("already exists", reason="ALREADY_EXISTS")
     if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
         return errors.Aborted("concurrent update, retry", reason="CONFLICT")
-    if isinstance(exc, asyncpg.PostgresConnectionError | ConnectionError | OSError):
+    if isinstance(exc, asyncpg.PostgresConnectionError | ConnectionError | OSError | _DB_DOWN):
         return errors.Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
     if isinstance(exc, asyncpg.InterfaceError) and "pool" in str(exc).lower():
         return errors.Unavailable("shutting down", reason="SHUTTING_DOWN")

@@ -158,8 +158,11 @@ class LiveTwin:
         for attraction in self.attractions:
             self.twin.refresh_status(attraction, t)
             estimate = self.twin.estimate(attraction, t)
-            self._published[attraction] = self._figures(attraction, estimate)
-            self.posted_gauge[attraction] = self._published[attraction].posted
+            # Nothing counts as published yet: what followers last saw is the wait
+            # before the restart, and the one rebuilt now may differ (time went on,
+            # facts came in while down). The first tick publishes every wait again.
+            self._published.pop(attraction, None)
+            self.posted_gauge[attraction] = self._figures(attraction, estimate).posted
             self._refresh_tip(attraction, estimate)
         return len(facts)
 
@@ -292,6 +295,10 @@ class LiveTwin:
             self._published_forecasts.clear()
         events: list[EventRow] = []
         samples: list[SampleRow] = []
+        # What counts as published only once its events are committed: a write
+        # that fails (the database restarting) must leave them to the next tick.
+        published = dict(self._published)
+        forecasts = dict(self._published_forecasts)
         for attraction in self.attractions:
             status_events = self._status_events(attraction, t)
             if status_events:
@@ -304,8 +311,12 @@ class LiveTwin:
             self._last_sample_minute = minute
             samples += [self.sample(a, minute * 60.0) for a in self.attractions]
         if events:
-            async with self.store.pool.acquire() as conn, conn.transaction():
-                await self.store.append_events(conn, events)
+            try:
+                async with self.store.pool.acquire() as conn, conn.transaction():
+                    await self.store.append_events(conn, events)
+            except BaseException:
+                self._published, self._published_forecasts = published, forecasts
+                raise
             self.hub.poke()
         if samples:
             await self.store.insert_samples(samples)

@@ -224,6 +224,11 @@ class SuiteApps:
         if reply is not None:
             self.plans[party.index] = reply.plan.plan_id
             self.stats.plans += 1
+        if party.index not in self.signed_in:
+            # The party left, or the day ended, while the plan was being made (a
+            # slow suite): nobody cancels a feed opened now, and the day's drain
+            # would wait for it to its limit.
+            return
         task = asyncio.current_task()
         assert task is not None
         self.streams[party.index] = task

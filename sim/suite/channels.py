@@ -20,6 +20,10 @@ OPTIONS = [
     ("grpc.max_send_message_length", 32 * 1024 * 1024),
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 20_000),
+    # A device reconnects within seconds of a service coming back, not after
+    # gRPC's default backoff of up to two minutes.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 

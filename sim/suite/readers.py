@@ -58,6 +58,8 @@ class PingStats:
     resent: int = 0
     stream_errors: Counter[str] = field(default_factory=Counter)
     ack_ms: list[float] = field(default_factory=list)
+    # Rows accepted by each acked batch (first ack), for audits after faults.
+    acked: dict[str, int] = field(default_factory=dict)
 
 
 class Gateway:
@@ -163,6 +165,7 @@ class Gateway:
             return
         if ack.outcome == lpb.PING_BATCH_OUTCOME_DUPLICATE:
             self.stats.duplicates += 1
+        self.stats.acked.setdefault(ack.batch_id, ack.accepted_count)
         self.stats.rows_accepted += ack.accepted_count
         for row in ack.rejected:
             self.stats.rejected[lpb.PingRejectReason.Name(row.reason)] += 1

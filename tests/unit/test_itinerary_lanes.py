@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+
+from services.itinerary.consumers import Consumers, ThrottledCursor
 from services.itinerary.lanes import Lanes, WatermarkCursor
 from services.platform.events import MemoryCursor
 
@@ -61,6 +64,23 @@ async def test_a_failing_event_is_retried_then_passed_over() -> None:
     assert tries == 3 and lanes.failed == 1 and lanes.watermark == "2"
 
 
+async def test_an_event_is_retried_while_the_database_is_down_not_passed_over() -> None:
+    """A database restart fails every event for seconds: passing them over would
+    lose them (the fault suite restarts PostgreSQL mid-day)."""
+    lanes = Lanes("test", width=2, retry_s=0.0)
+    tries = 0
+
+    async def during_a_restart() -> None:
+        nonlocal tries
+        tries += 1
+        if tries < 10:
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+    await lanes.submit("A", "1", during_a_restart)
+    await lanes.drain()
+    assert tries == 10 and lanes.failed == 0 and lanes.watermark == "1"
+
+
 async def test_width_holds_the_stream_back() -> None:
     lanes = Lanes("test", width=2, retry_s=0.0)
     release = asyncio.Event()
@@ -77,3 +97,36 @@ async def test_width_holds_the_stream_back() -> None:
     await third
     await lanes.drain()
     assert lanes.watermark == "3"
+
+
+async def test_the_stored_cursor_catches_up_when_the_stream_goes_quiet() -> None:
+    """The watermark reached after the last event's save, and the throttled
+    cursor's pending write, are stored within a second (the fault suite found
+    them behind the stream for good once it went quiet)."""
+    store = MemoryCursor()
+    throttled = ThrottledCursor(store, interval=3600.0)  # type: ignore[arg-type]
+    await throttled.save("0")  # written: the next saves wait for the interval
+    lanes = Lanes("test", width=2, retry_s=0.0)
+    watermark = WatermarkCursor(lanes, throttled)
+    consumers = Consumers.__new__(Consumers)  # only its cursors, none of its services
+    consumers.cursors, consumers.watermarks = [throttled], [watermark]
+    go = asyncio.Event()
+
+    async def slow() -> None:
+        await go.wait()
+
+    for cursor, party in (("1", "A"), ("2", "B")):
+        await lanes.submit(party, cursor, slow)
+        await watermark.save(cursor)  # as the consumer does on submit
+    go.set()
+    await lanes.drain()
+    assert await store.load() == "0"
+    keeper = asyncio.create_task(consumers.keep_cursors(interval=0.01))
+    try:
+        for _ in range(200):
+            if await store.load() == "2":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        keeper.cancel()
+    assert await store.load() == "2"

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import grpc
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,7 +19,7 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from services.platform import service_secrets
+from services.platform import events, service_secrets
 from services.queue.service import QueueApp
 from services.queue.telemetry import observe_waits
 from tests.service.conftest import GATE, Identity
@@ -371,6 +372,60 @@ async def test_a_restarted_twin_comes_back_to_the_same_lines(
         pb.SetAttractionStatusRequest(attraction_id=ride, status=pb.ATTRACTION_STATUS_OPEN),
         metadata=bearer(queue.ops),
     )
+
+
+async def test_a_wait_whose_event_failed_to_commit_is_published_by_a_later_tick(
+    queue: Queue, database_url: str
+) -> None:
+    """A tick whose write fails (PostgreSQL restarting) must not count its waits
+    as published: followers would never hear of them."""
+    live = queue.app.live
+    ride = "buccaneer-bay-voyage"
+    store_pool = live.store.pool
+    down = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    await down.close()
+    live._published.pop(ride, None)  # a wait to publish at the next tick
+    live.store.pool = down
+    try:
+        with pytest.raises(asyncpg.InterfaceError):
+            await live.tick()
+        assert ride not in live._published
+    finally:
+        live.store.pool = store_pool
+    before = await events.latest_cursor(store_pool)
+    await live.tick()
+    rows = await events.read_after(store_pool, before, 1000, kinds=["wait_changed"], key=ride)
+    assert rows and ride in live._published
+
+
+async def test_a_restarted_twin_publishes_every_wait_again(queue: Queue, database_url: str) -> None:
+    """Followers (itinerary, routing) hold the last wait published before a crash;
+    the rebuilt twin's wait may differ (time went on while it was down), so it
+    publishes every wait once more rather than taking them as already said. The
+    fault suite found followers stuck on a wait minutes off after a SIGKILL."""
+    pool = queue.app.live.store.pool
+    before = await events.latest_cursor(pool)
+    settings = queue_settings(
+        queue.identity.data_dir, database_url, queue.identity.address, queue.app.live.clock
+    )
+    running, app = await start_queue(settings)
+    try:
+
+        async def republished() -> bool:
+            rows = await events.read_after(pool, before, 5000, kinds=["wait_changed"])
+            seen = {r.key for r in rows}
+            return seen >= set(app.live.attractions)
+
+        await eventually(republished, timeout=10.0)
+        board = {w.attraction_id: w for w in app.live.tip_board([])}
+        rows = await events.read_after(pool, before, 5000, kinds=["wait_changed"])
+        last = {r.key: pb.WatchQueueEventsResponse.FromString(r.payload).wait_changed for r in rows}
+        for attraction, wait in last.items():
+            if board[attraction].HasField("posted_wait") and wait.HasField("posted_wait"):
+                served = board[attraction].posted_wait.ToSeconds()
+                assert abs(served - wait.posted_wait.ToSeconds()) < 90, attraction
+    finally:
+        await running.stop()
 
 
 # --- metrics ----------------------------------------------------------------------------

@@ -440,37 +440,42 @@ class IdentityStore:
         )
         by_id = {str(r["guest_id"]): _guest(r) for r in rows}
         guests = [by_id[g] for g in guest_ids]
-        for guest in guests:
-            await self._event(conn, "guest_created", ev.guest_created(guest), at, guest.guest_id)
-        await self._party_changed(conn, party_id, [], at)
-        bands: list[BandRecord] = []
-        for guest, member in zip(guests, members, strict=True):
-            if not member.band_uid:
-                continue
-            band_id = str(uuid.uuid4())
-            await conn.execute(
+        # The party's events in one round trip: each guest_created, then the one
+        # party_changed naming everyone, then each band_linked.
+        rows_out: list[tuple[str, str, bytes, datetime]] = [
+            ("guest_created", g.guest_id, ev.guest_created(g), at) for g in guests
+        ]
+        rows_out.append(("party_changed", party_id, ev.party_changed(party_id, guest_ids, []), at))
+        bands = [
+            BandRecord(
+                band_id=str(uuid.uuid4()),
+                band_uid=member.band_uid,
+                guest_id=guest.guest_id,
+                party_id=party_id,
+                status=BAND_ACTIVE,
+                deactivation_reason=0,
+                linked_at=at,
+                deactivated_at=None,
+            )
+            for guest, member in zip(guests, members, strict=True)
+            if member.band_uid
+        ]
+        if bands:
+            await conn.executemany(
                 "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
                 "VALUES ($1, $2, $3, $4, $5)",
-                band_id,
-                member.band_uid,
-                guest.guest_id,
-                BAND_ACTIVE,
+                [(b.band_id, b.band_uid, b.guest_id, b.status, b.linked_at) for b in bands],
+            )
+        rows_out += [
+            (
+                "band_linked",
+                b.guest_id,
+                ev.band_linked(b.band_id, b.band_uid, b.guest_id, party_id),
                 at,
             )
-            payload = ev.band_linked(band_id, member.band_uid, guest.guest_id, party_id)
-            await self._event(conn, "band_linked", payload, at, guest.guest_id)
-            bands.append(
-                BandRecord(
-                    band_id=band_id,
-                    band_uid=member.band_uid,
-                    guest_id=guest.guest_id,
-                    party_id=party_id,
-                    status=BAND_ACTIVE,
-                    deactivation_reason=0,
-                    linked_at=at,
-                    deactivated_at=None,
-                )
-            )
+            for b in bands
+        ]
+        await events.append_many(conn, SCHEMA, rows_out)
         return guests, bands
 
     async def resolve_band(self, uid: str) -> ResolvedBand | None:

@@ -100,6 +100,10 @@ dashboards: setup ## Regenerate the Grafana dashboards in infra/grafana/dashboar
 secrets: setup ## Write .secrets/ for docker compose (a master and each service's own secret).
 	$(BIN)/venue secrets .secrets
 
+.PHONY: tls
+tls: setup ## Write a development CA, service and device certificates to .data/tls (docs/tls.md).
+	$(BIN)/venue tls init $(ARGS)
+
 .PHONY: clean
 clean: ## Remove the environment, generated code and local data.
 	rm -rf $(VENV) .tools $(GEN) .data .pytest_cache .mypy_cache .ruff_cache

@@ -55,12 +55,23 @@ def main() -> None:
     available = suites()
     parser.add_argument("--only", nargs="+", choices=sorted(available), default=sorted(available))
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve and call over mutual TLS with a fresh development CA (the cost of TLS)",
+    )
     args = parser.parse_args()
+    if args.tls:
+        from services.runner import devca  # noqa: PLC0415
+
+        folder = Path(tempfile.mkdtemp(prefix="bench-tls-"))
+        devca.init(folder, clients=["sim"])
+        os.environ.update({"VENUE_TLS_DIR": str(folder), "VENUE_TLS_CLIENT_AUTH": "require"})
     RESULTS.mkdir(exist_ok=True)
     for name in args.only:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as work:
             figures = asyncio.run(available[name](Path(work), args.seconds))
-        result = {"suite": name, "machine": machine(), **figures}
+        result = {"suite": name, "machine": machine(), "tls": args.tls, **figures}
         path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"{name}: written to {path}")

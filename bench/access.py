@@ -36,7 +36,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import grpc
 
 from bench import harness
 from bench.foundation import floor, platform_echo
@@ -336,8 +335,8 @@ async def measure(work: Path, database_url: str, sink: int, seconds: float) -> d
     try:
         admin = _bearer(await suite.admin_token())
         async with (
-            grpc.aio.insecure_channel(suite.addresses["identity"]) as ichannel,
-            grpc.aio.insecure_channel(suite.addresses["access"]) as achannel,
+            suite.channel("identity") as ichannel,
+            suite.channel("access") as achannel,
         ):
             identity: identity_pb2_grpc.IdentityServiceAsyncStub = (
                 identity_pb2_grpc.IdentityServiceStub(ichannel)

@@ -66,7 +66,9 @@ async def floor(seconds: float) -> dict[str, Any]:
 async def platform_echo(work: Path, database_url: str, sink: int, seconds: float) -> dict[str, Any]:
     address = f"127.0.0.1:{free_port()}"
     env = {
-        **os.environ,
+        # The echo is measured against the bare floor, both plaintext: `--tls` is
+        # for the suite's services (identity below).
+        **{k: v for k, v in os.environ.items() if not k.startswith("VENUE_TLS_")},
         **otlp_env(sink),
         "VENUE_DATA_DIR": str(work),
         "DATABASE_URL": database_url,
@@ -110,7 +112,7 @@ async def resolve_band(work: Path, database_url: str, sink: int, seconds: float)
     await suite.start()
     try:
         admin = await suite.admin_token()
-        async with grpc.aio.insecure_channel(suite.addresses["identity"]) as channel:
+        async with suite.channel("identity") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             staff = (("authorization", f"Bearer {admin}"),)
             uids = await _bands(stub, staff, 1000)

@@ -27,8 +27,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from bench import harness
 from bench.foundation import floor
 from bench.procs import helper, otlp_env
@@ -136,8 +134,8 @@ async def measure(work: Path, database_url: str, sink: int, seconds: float) -> d
     apps: list[App] = []
     try:
         async with (
-            grpc.aio.insecure_channel(suite.addresses["identity"]) as ichannel,
-            grpc.aio.insecure_channel(suite.addresses["itinerary"]) as channel,
+            suite.channel("identity") as ichannel,
+            suite.channel("itinerary") as channel,
         ):
             identity: identity_pb2_grpc.IdentityServiceAsyncStub = (
                 identity_pb2_grpc.IdentityServiceStub(ichannel)

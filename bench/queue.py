@@ -273,9 +273,9 @@ async def _exercise(
 ) -> tuple[Probe, harness.Latency, Tapper]:
     admin = _bearer(await suite.admin_token())
     async with (
-        grpc.aio.insecure_channel(suite.addresses["identity"]) as ichannel,
-        grpc.aio.insecure_channel(suite.addresses["access"]) as achannel,
-        grpc.aio.insecure_channel(suite.addresses["queue"]) as qchannel,
+        suite.channel("identity") as ichannel,
+        suite.channel("access") as achannel,
+        suite.channel("queue") as qchannel,
     ):
         identity: identity_pb2_grpc.IdentityServiceAsyncStub = (
             identity_pb2_grpc.IdentityServiceStub(ichannel)

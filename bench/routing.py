@@ -89,10 +89,10 @@ async def over_grpc(
     await suite.start()
     try:
         admin = await suite.admin_token()
-        async with grpc.aio.insecure_channel(suite.addresses["identity"]) as ch:
+        async with suite.channel("identity") as ch:
             token = await _guest_token(identity_pb2_grpc.IdentityServiceStub(ch), admin)
         metadata = (("authorization", f"Bearer {token}"),)
-        async with grpc.aio.insecure_channel(suite.addresses["routing"]) as channel:
+        async with suite.channel("routing") as channel:
             stub = routing_pb2_grpc.RoutingServiceStub(channel)
             return await _route_loads(stub, metadata, venue, echo, seconds)
     finally:

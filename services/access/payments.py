@@ -26,7 +26,7 @@ from services.access.bands import BandDirectory
 from services.access.decisions import Wearer
 from services.access.ledger import ChargeAsk, ChargeOutcome
 from services.access.store import RECORDED, AccessStore, ChargeWrite, Stale
-from services.access.telemetry import hot_path_database
+from services.access.telemetry import Tally, hot_path_database
 from services.access.venue_index import VenueIndex
 from services.platform import semconv
 from services.platform.errors import Aborted
@@ -66,8 +66,7 @@ class Cashier:
         self._venue = venue
         self._pin_key = pin_key
         meter = metrics.get_meter("venue.access")
-        self._results = semconv.counter(meter, semconv.ACCESS_PAYMENTS)
-        self._attrs: dict[tuple[str, int], dict[str, str]] = {}
+        self._results = Tally(meter, semconv.ACCESS_PAYMENTS)
 
     def pin_hash(self, party_id: str, pin: str) -> bytes:
         return ledger.hash_pin(self._pin_key, party_id, pin)
@@ -79,16 +78,15 @@ class Cashier:
         return matches
 
     def _count(self, merchant_id: str, reason: int) -> None:
-        key = (merchant_id, reason)
-        attrs = self._attrs.get(key)
-        if attrs is None:
+        def attributes() -> dict[str, str]:
             why = pb.DeclineReason.Name(reason)  # type: ignore[arg-type]
-            attrs = self._attrs[key] = {
+            return {
                 semconv.MERCHANT: merchant_id,
                 semconv.OUTCOME: "approved" if reason == 0 else "declined",
                 semconv.DECLINE_REASON: semconv.strip_enum(why, "DECLINE_REASON_"),
             }
-        self._results.add(1, attrs)
+
+        self._results.add((merchant_id, reason), attributes)
 
     async def charge(self, purchase: Purchase, wearer: Wearer | None) -> pb.ChargeResponse:
         with hot_path_database("charge") as timing:

@@ -6,7 +6,11 @@ single call of a PL/pgSQL function (migrations/0001_access.sql) that records the
 decision, its effects and its events atomically, and refuses (SQLSTATE VT409,
 `Stale`) when the state the decision read has changed since. Their events are
 written in the same call, which also NOTIFYs the stream's channel, so every
-replica's event hub wakes at commit. Everything else runs in ordinary
+replica's event hub wakes at commit. The writes of concurrent calls are
+group-committed (group_commit.py, migrations/0002_group_commit.sql): one round
+trip and one commit carry every tap (or charge) that queued up while the
+previous group was on its way, each in its own subtransaction, and each call's
+reply waits for its group's commit. Everything else runs in ordinary
 transactions.
 """
 
@@ -22,6 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.access import messages
+from services.access.group_commit import GroupCommit
 from services.access.ledger import Posting, wallet_account
 from services.access.records import (
     AccessPointState,
@@ -44,6 +49,8 @@ USED = pb.ENTITLEMENT_STATUS_USED
 REVOKED = pb.ENTITLEMENT_STATUS_REVOKED
 STALE_STATE = "VT409"
 RECORDED, REPLAYED = 0, 1
+# Further statuses of a write in a group (migrations/0002_group_commit.sql).
+STALE, FAILED = 2, 3
 
 _ENT_COLUMNS = (
     "entitlement_id, kind, status, guest_id, party_id, external_ref, park_id, valid_dates, "
@@ -142,7 +149,9 @@ class HeldState:
     held: tuple[EntitlementRecord, ...]
 
 
-@dataclass(frozen=True)
+# Not frozen: built once per call on the hot path, where a frozen dataclass's
+# field-by-field object.__setattr__ costs more than the rest of its building.
+@dataclass(slots=True)
 class TapWrite:
     scope: str
     key: str
@@ -167,7 +176,7 @@ class TapWrite:
     events: tuple[tuple[str, str, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChargeWrite:
     scope: str
     key: str
@@ -196,11 +205,97 @@ class ChargeWrite:
     event: bytes | None = None
 
 
+def _tap_fields(w: TapWrite, traceparent: str | None) -> tuple[Any, ...]:
+    """The arguments of record_tap (but the channel), in the order of tap_write."""
+    return (
+        w.scope,
+        w.key,
+        w.digest,
+        w.reply,
+        w.tap_id,
+        w.access_point_id,
+        w.guest_id,
+        w.party_id,
+        w.decision,
+        w.reason,
+        w.entitlement_id,
+        w.tapped_at,
+        w.version,
+        w.inside,
+        w.presence_day,
+        w.use_status,
+        w.use_days,
+        w.use_last_day,
+        w.use_entries,
+        [e[0] for e in w.events],
+        [e[1] for e in w.events],
+        [e[2] for e in w.events],
+        traceparent,
+    )
+
+
+def _charge_fields(w: ChargeWrite, traceparent: str | None) -> tuple[Any, ...]:
+    """The arguments of record_charge (but the channel), in the order of charge_write."""
+    return (
+        w.scope,
+        w.key,
+        w.digest,
+        w.reply,
+        w.charge_id,
+        w.result,
+        w.reason,
+        w.merchant_id,
+        w.party_id,
+        w.guest_id,
+        w.band_id,
+        list(w.items),
+        w.amount_minor,
+        w.currency,
+        w.charged_at,
+        w.day,
+        w.created_by,
+        w.version,
+        w.debit_minor,
+        w.pin_failures,
+        w.pin_locked,
+        w.entry_id,
+        [p.account_id for p in w.postings],
+        [p.amount_minor for p in w.postings],
+        w.event,
+        traceparent,
+    )
+
+
+def _wallet_state(row: asyncpg.Record) -> WalletState:
+    return WalletState(
+        version=row["version"] or 0,
+        balance_minor=row["balance_minor"] or 0,
+        pin_hash=None if row["pin_hash"] is None else bytes(row["pin_hash"]),
+        pin_failures=row["pin_failures"] or 0,
+        pin_locked=bool(row["pin_locked"]),
+        charging_enabled=row["charging_enabled"],
+        daily_limit_minor=row["daily_limit_minor"],
+        spent_today_minor=row["spent_minor"] or 0,
+    )
+
+
+def _db_span(operation: str, schema: str) -> tuple[str, dict[str, str]]:
+    """A group's CLIENT span (database semantic conventions)."""
+    return (
+        f"{operation} {schema}",
+        {"db.system": "postgresql", "db.operation.name": operation, "db.namespace": schema},
+    )
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
         self._channel = events.channel_for(schema)
+        self._taps = GroupCommit(self._record_taps, span=_db_span("record_taps", schema))
+        self._charges = GroupCommit(self._record_charges, span=_db_span("record_charges", schema))
+        self._state_reads = GroupCommit(self._read_states, span=_db_span("read_states", schema))
+        self._wallet_reads = GroupCommit(self._read_wallets, span=_db_span("read_wallets", schema))
 
     async def _event(
         self, conn: asyncpg.Connection, kind: str, payload: bytes, at: datetime, key: str
@@ -437,7 +532,12 @@ class AccessStore:
         room_id: str | None,
         conn: asyncpg.Connection | None = None,
     ) -> HeldState:
-        rows = await (conn or self._pool).fetch(
+        """The guest's presence and the entitlements of these kinds (for this
+        attraction or room). Without a connection the read shares a round trip
+        with the concurrent taps' reads."""
+        if conn is None:
+            return await self._state_reads.submit((guest_id, kinds, attraction_id, room_id))
+        rows = await conn.fetch(
             f"SELECT h.version, h.inside, h.presence_day, {_ENT_E} "
             "FROM (SELECT 1) AS one "
             "LEFT JOIN holders h ON h.guest_id = $1 "
@@ -453,35 +553,62 @@ class AccessStore:
         held = tuple(_entitlement(r) for r in rows if r["entitlement_id"] is not None)
         return HeldState(first["version"] or 0, bool(first["inside"]), first["presence_day"], held)
 
+    async def _read_states(
+        self, group: Sequence[tuple[str, Sequence[int], str | None, str | None]]
+    ) -> list[HeldState]:
+        # One statement, so one snapshot for every read of the group; each
+        # read's kinds go as a bit mask (kinds are small enum numbers).
+        rows = await self._pool.fetch(
+            f"SELECT q.i, h.version, h.inside, h.presence_day, {_ENT_E} "
+            "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) "
+            "WITH ORDINALITY AS q(guest_id, kinds, attraction_id, room_id, i) "
+            "LEFT JOIN holders h ON h.guest_id = q.guest_id "
+            "LEFT JOIN entitlements e ON e.guest_id = q.guest_id "
+            "AND ((1::bigint << e.kind) & q.kinds) <> 0 AND e.status IN (1, 2) "
+            "AND (q.attraction_id IS NULL OR e.attraction_id = q.attraction_id) "
+            "AND (q.room_id IS NULL OR e.room_id = q.room_id)",
+            [g[0] for g in group],
+            [sum(1 << k for k in set(g[1])) for g in group],
+            [g[2] for g in group],
+            [g[3] for g in group],
+        )
+        firsts: dict[int, asyncpg.Record] = {}
+        held: dict[int, list[EntitlementRecord]] = {}
+        for r in rows:
+            i = r["i"]
+            firsts.setdefault(i, r)
+            if r["entitlement_id"] is not None:
+                held.setdefault(i, []).append(_entitlement(r))
+        states = []
+        for i in range(1, len(group) + 1):
+            first = firsts[i]
+            states.append(
+                HeldState(
+                    first["version"] or 0,
+                    bool(first["inside"]),
+                    first["presence_day"],
+                    tuple(held.get(i, ())),
+                )
+            )
+        return states
+
     async def record_tap(self, w: TapWrite, conn: asyncpg.Connection | None = None) -> int:
-        """RECORDED, or REPLAYED when the key was used before; raises Stale."""
+        """RECORDED, or REPLAYED when the key was used before; raises Stale.
+        Without a connection, the tap joins the group commit of concurrent taps."""
+        traceparent = events.current_traceparent() if w.events else None
+        if conn is None:
+            status = await self._taps.submit((w, traceparent))
+            if status == STALE:
+                raise Stale
+            if status != FAILED:
+                return status
+            # Something other than a lost race went wrong with this tap alone:
+            # run it on its own to raise its error (or record it after all).
         try:
             result = await (conn or self._pool).fetchval(
                 "SELECT record_tap($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-                w.scope,
-                w.key,
-                w.digest,
-                w.reply,
-                w.tap_id,
-                w.access_point_id,
-                w.guest_id,
-                w.party_id,
-                w.decision,
-                w.reason,
-                w.entitlement_id,
-                w.tapped_at,
-                w.version,
-                w.inside,
-                w.presence_day,
-                w.use_status,
-                w.use_days,
-                w.use_last_day,
-                w.use_entries,
-                [e[0] for e in w.events],
-                [e[1] for e in w.events],
-                [e[2] for e in w.events],
-                events.current_traceparent() if w.events else None,
+                *_tap_fields(w, traceparent),
                 self._channel,
             )
         except asyncpg.PostgresError as err:
@@ -489,6 +616,19 @@ class AccessStore:
                 raise Stale from None
             raise
         return int(result)
+
+    async def _record_taps(self, group: Sequence[tuple[TapWrite, str | None]]) -> list[int]:
+        # In guest order, so that two groups in flight lock holders in one order.
+        order = sorted(range(len(group)), key=lambda i: group[i][0].guest_id or "")
+        statuses = await self._pool.fetchval(
+            "SELECT record_taps($1::tap_write[], $2)",
+            [_tap_fields(*group[i]) for i in order],
+            self._channel,
+        )
+        results = [0] * len(group)
+        for i, status in zip(order, statuses, strict=True):
+            results[i] = int(status)
+        return results
 
     async def stored_reply(self, table: str, scope: str, key: str, digest: bytes) -> bytes:
         """The reply stored with a used key; refuses the key for another request."""
@@ -524,7 +664,11 @@ class AccessStore:
         day: date,
         conn: asyncpg.Connection | None = None,
     ) -> WalletState:
-        row = await (conn or self._pool).fetchrow(
+        """What a charge decision reads. Without a connection the read shares a
+        round trip with the concurrent charges' reads."""
+        if conn is None:
+            return await self._wallet_reads.submit((party_id, band_id, day))
+        row = await conn.fetchrow(
             "SELECT w.version, w.balance_minor, w.pin_hash, w.pin_failures, w.pin_locked, "
             "r.charging_enabled, r.daily_limit_minor, s.spent_minor "
             "FROM (SELECT 1) AS one "
@@ -535,49 +679,42 @@ class AccessStore:
             band_id,
             day,
         )
-        return WalletState(
-            version=row["version"] or 0,
-            balance_minor=row["balance_minor"] or 0,
-            pin_hash=None if row["pin_hash"] is None else bytes(row["pin_hash"]),
-            pin_failures=row["pin_failures"] or 0,
-            pin_locked=bool(row["pin_locked"]),
-            charging_enabled=row["charging_enabled"],
-            daily_limit_minor=row["daily_limit_minor"],
-            spent_today_minor=row["spent_minor"] or 0,
+        return _wallet_state(row)
+
+    async def _read_wallets(
+        self, group: Sequence[tuple[str, str | None, date]]
+    ) -> list[WalletState]:
+        rows = await self._pool.fetch(
+            "SELECT q.i, w.version, w.balance_minor, w.pin_hash, w.pin_failures, w.pin_locked, "
+            "r.charging_enabled, r.daily_limit_minor, s.spent_minor "
+            "FROM unnest($1::uuid[], $2::uuid[], $3::date[]) "
+            "WITH ORDINALITY AS q(party_id, band_id, day, i) "
+            "LEFT JOIN wallets w ON w.party_id = q.party_id "
+            "LEFT JOIN band_rules r ON r.band_id = q.band_id "
+            "LEFT JOIN band_spend s ON s.band_id = q.band_id AND s.day = q.day",
+            [g[0] for g in group],
+            [g[1] for g in group],
+            [g[2] for g in group],
         )
+        by_index = {r["i"]: r for r in rows}
+        return [_wallet_state(by_index[i]) for i in range(1, len(group) + 1)]
 
     async def record_charge(self, w: ChargeWrite, conn: asyncpg.Connection | None = None) -> int:
-        """RECORDED, or REPLAYED when the key was used before; raises Stale."""
+        """RECORDED, or REPLAYED when the key was used before; raises Stale.
+        Without a connection, the charge joins the group commit of concurrent
+        charges."""
+        traceparent = events.current_traceparent() if w.event else None
+        if conn is None:
+            status = await self._charges.submit((w, traceparent))
+            if status == STALE:
+                raise Stale
+            if status != FAILED:
+                return status
         try:
             result = await (conn or self._pool).fetchval(
                 "SELECT record_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-                w.scope,
-                w.key,
-                w.digest,
-                w.reply,
-                w.charge_id,
-                w.result,
-                w.reason,
-                w.merchant_id,
-                w.party_id,
-                w.guest_id,
-                w.band_id,
-                list(w.items),
-                w.amount_minor,
-                w.currency,
-                w.charged_at,
-                w.day,
-                w.created_by,
-                w.version,
-                w.debit_minor,
-                w.pin_failures,
-                w.pin_locked,
-                w.entry_id,
-                [p.account_id for p in w.postings],
-                [p.amount_minor for p in w.postings],
-                w.event,
-                events.current_traceparent() if w.event else None,
+                *_charge_fields(w, traceparent),
                 self._channel,
             )
         except asyncpg.PostgresError as err:
@@ -585,6 +722,19 @@ class AccessStore:
                 raise Stale from None
             raise
         return int(result)
+
+    async def _record_charges(self, group: Sequence[tuple[ChargeWrite, str | None]]) -> list[int]:
+        # In party order, so that two groups in flight lock wallets in one order.
+        order = sorted(range(len(group)), key=lambda i: group[i][0].party_id or "")
+        statuses = await self._pool.fetchval(
+            "SELECT record_charges($1::charge_write[], $2)",
+            [_charge_fields(*group[i]) for i in order],
+            self._channel,
+        )
+        results = [0] * len(group)
+        for i, status in zip(order, statuses, strict=True):
+            results[i] = int(status)
+        return results
 
     async def _ensure_wallet(
         self, conn: asyncpg.Connection, party_id: str, currency: str, at: datetime

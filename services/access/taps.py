@@ -23,7 +23,7 @@ from services.access.bands import BandDirectory
 from services.access.decisions import Decision, GuestState, Held, Wearer
 from services.access.records import AccessPointState, EntitlementRecord
 from services.access.store import RECORDED, AccessStore, HeldState, Stale, TapWrite
-from services.access.telemetry import hot_path_database
+from services.access.telemetry import Tally, hot_path_database
 from services.access.venue_index import PointInfo, VenueIndex
 from services.platform import semconv
 from services.platform.errors import Aborted
@@ -103,23 +103,21 @@ class TapDesk:
         self._venue = venue
         self._states = states
         meter = metrics.get_meter("venue.access")
-        self._decisions = semconv.counter(meter, semconv.ACCESS_TAPS)
-        self._attrs: dict[tuple[str, int], dict[str, str]] = {}
+        self._decisions = Tally(meter, semconv.ACCESS_TAPS)
 
     def _count(self, point: PointInfo, reason: int) -> None:
-        key = (point.access_point_id, reason)
-        attrs = self._attrs.get(key)
-        if attrs is None:
+        def attributes() -> dict[str, str]:
             kind = pb.AccessPointKind.Name(point.kind)  # type: ignore[arg-type]
             why = pb.DenyReason.Name(reason)  # type: ignore[arg-type]
-            attrs = self._attrs[key] = {
+            return {
                 semconv.ACCESS_POINT: point.access_point_id,
                 semconv.ACCESS_POINT_KIND: semconv.strip_enum(kind, "ACCESS_POINT_KIND_"),
                 semconv.ATTRACTION: point.attraction_id or "",
                 semconv.DECISION: "allow" if reason == 0 else "deny",
                 semconv.DENY_REASON: semconv.strip_enum(why, "DENY_REASON_"),
             }
-        self._decisions.add(1, attrs)
+
+        self._decisions.add((point.access_point_id, reason), attributes)
 
     async def tap(
         self,

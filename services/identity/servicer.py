@@ -22,7 +22,14 @@ from services.identity.band_cache import BandCache
 from services.identity.event_payloads import consent_pb
 from services.identity.login_limiter import LoginLimiter
 from services.identity.records import Consent, GuestRecord, NewMember
-from services.identity.store import ADULT, CHILD, REASON_REPLACED, Idem, IdentityStore
+from services.identity.store import (
+    ADULT,
+    CHILD,
+    REASON_REPLACED,
+    Idem,
+    IdentityStore,
+    Registration,
+)
 from services.platform import events, idempotency, paging, service_secrets, validation
 from services.platform.clock import VenueClock
 from services.platform.config import SERVICE_PORTS
@@ -86,6 +93,39 @@ def _new_members(entries: Any) -> list[NewMember]:
                 height_cm=rules.height(entry.height_cm, f"{field}.height_cm"),
                 consent=_consent(entry.consent),
                 role=entry.role,
+                band_uid=uid,
+            )
+        )
+    return out
+
+
+# Guests per RegisterGuests call: one transaction the desk can wait for.
+MAX_REGISTRATIONS = 1000
+
+
+def _registrations(entries: Any) -> list[Registration]:
+    """Every entry checked before anything is written; errors name the entry."""
+    if not entries:
+        raise InvalidArgument("guests", "required")
+    if len(entries) > MAX_REGISTRATIONS:
+        raise InvalidArgument("guests", f"at most {MAX_REGISTRATIONS} per call")
+    out: list[Registration] = []
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        field = f"guests[{i}]"
+        uid = ""
+        if entry.band_uid:
+            uid = rules.band_uid(entry.band_uid, f"{field}.band_uid")
+            if uid in first:
+                raise InvalidArgument(f"{field}.band_uid", f"the same band as guests[{first[uid]}]")
+            first[uid] = i
+        out.append(
+            Registration(
+                display_name=validation.text(
+                    entry.display_name, f"{field}.display_name", max_len=100
+                ),
+                height_cm=rules.height(entry.height_cm, f"{field}.height_cm"),
+                consent=_consent(entry.consent),
                 band_uid=uid,
             )
         )
@@ -209,6 +249,33 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 "an account with this e-mail exists", reason="EMAIL_TAKEN", subject="email"
             ) from None
         self._hub.poke()
+        return reply
+
+    async def RegisterGuests(
+        self, request: pb.RegisterGuestsRequest, context: Context
+    ) -> pb.RegisterGuestsResponse:
+        entries = _registrations(request.guests)
+        idem = _idem("RegisterGuests", request.idempotency_key, request)
+
+        async def work(conn: Any) -> pb.RegisterGuestsResponse:
+            guests, bands = await self._store.register_guests(conn, entries, self._clock.now())
+            return pb.RegisterGuestsResponse(
+                guests=[messages.guest_pb(g) for g in guests],
+                bands=[messages.band_pb(b) for b in bands],
+            )
+
+        try:
+            reply = await self._store.idempotent(
+                idem, pb.RegisterGuestsResponse.FromString, lambda r: r.SerializeToString(), work
+            )
+        except asyncpg.UniqueViolationError:
+            # Another call linked one of these bands since the check.
+            raise FailedPrecondition(
+                "a band of this request is already linked; deactivate it first",
+                reason="BAND_IN_USE",
+                subject="guests",
+            ) from None
+        self._after_write(uids=tuple(e.band_uid for e in entries if e.band_uid))
         return reply
 
     async def GetGuest(self, request: pb.GetGuestRequest, context: Context) -> pb.GetGuestResponse:
@@ -347,9 +414,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ResolveBand(
         self, request: pb.ResolveBandRequest, context: Context
     ) -> pb.ResolveBandResponse:
-        uid = rules.band_uid(request.band_uid)
-        hit, answer = self._cache.get(uid)
+        # Only a valid uid is ever cached: a hit needs no validation.
+        hit, answer = self._cache.get(request.band_uid)
         if not hit:
+            uid = rules.band_uid(request.band_uid)
             generation = self._cache.generation
             resolved = await self._store.resolve_band(uid)
             answer = None if resolved is None else messages.resolved_pb(resolved)
@@ -358,8 +426,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise NotFound("band")
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute("venue.guest.id", answer.guest_id)
-            span.set_attribute("venue.band.active", answer.active)
+            span.set_attributes(
+                {"venue.guest.id": answer.guest_id, "venue.band.active": answer.active}
+            )
         return answer
 
     async def ListBands(

@@ -35,6 +35,17 @@ REASON_REPLACED, REASON_ERASED = 3, 5
 
 T = TypeVar("T")
 
+
+@dataclass(frozen=True)
+class Registration:
+    """One guest the desk registers in bulk, already checked."""
+
+    display_name: str
+    height_cm: int
+    consent: Consent
+    band_uid: str
+
+
 _GUEST_COLUMNS = (
     "guest_id, party_id, role, display_name, email, height_cm, consent_location, "
     "consent_nudges, consent_photos, created_at, erased_at"
@@ -180,6 +191,101 @@ class IdentityStore:
         await self._event(conn, "guest_created", ev.guest_created(guest), at, guest.guest_id)
         await self._party_changed(conn, party_id, [], at)
         return guest
+
+    async def register_guests(
+        self,
+        conn: asyncpg.Connection,
+        entries: list[Registration],
+        at: datetime,
+    ) -> tuple[list[GuestRecord], list[BandRecord]]:
+        """Many desk guests, each founding a party and wearing their band, in a few
+        round trips: rows in bulk, events in one append. The caller has checked
+        that the UIDs are well formed and distinct."""
+        uids = [e.band_uid for e in entries if e.band_uid]
+        if uids:
+            taken = await conn.fetchval(
+                "SELECT band_uid FROM bands WHERE band_uid = ANY($1::text[]) AND status = $2 "
+                "LIMIT 1",
+                uids,
+                BAND_ACTIVE,
+            )
+            if taken is not None:
+                index = next(i for i, e in enumerate(entries) if e.band_uid == taken)
+                raise FailedPrecondition(
+                    "this band is already linked; deactivate it first",
+                    reason="BAND_IN_USE",
+                    subject=f"guests[{index}].band_uid",
+                )
+        guests: list[GuestRecord] = []
+        bands: list[BandRecord] = []
+        stream: list[tuple[str, str, bytes, datetime]] = []
+        for e in entries:
+            guest = GuestRecord(
+                guest_id=str(uuid.uuid4()),
+                party_id=str(uuid.uuid4()),
+                role=ADULT,
+                display_name=e.display_name,
+                email="",
+                height_cm=e.height_cm,
+                consent=e.consent,
+                created_at=at,
+            )
+            guests.append(guest)
+            stream.append(("guest_created", guest.guest_id, ev.guest_created(guest), at))
+            members = ev.party_changed(guest.party_id, [guest.guest_id], [])
+            stream.append(("party_changed", guest.party_id, members, at))
+            if e.band_uid:
+                band = BandRecord(
+                    band_id=str(uuid.uuid4()),
+                    band_uid=e.band_uid,
+                    guest_id=guest.guest_id,
+                    party_id=guest.party_id,
+                    status=BAND_ACTIVE,
+                    deactivation_reason=0,
+                    linked_at=at,
+                    deactivated_at=None,
+                )
+                bands.append(band)
+                payload = ev.band_linked(
+                    band.band_id, band.band_uid, guest.guest_id, guest.party_id
+                )
+                stream.append(("band_linked", guest.guest_id, payload, at))
+        await conn.execute(
+            "INSERT INTO parties (party_id, name, created_at) "
+            "SELECT p, n, $3 FROM unnest($1::uuid[], $2::text[]) AS t(p, n)",
+            [g.party_id for g in guests],
+            [f"{g.display_name}'s party" for g in guests],
+            at,
+        )
+        await conn.execute(
+            "INSERT INTO guests (guest_id, party_id, role, display_name, height_cm, "
+            "consent_location, consent_nudges, consent_photos, created_at) "
+            "SELECT g, p, $3, n, h, cl, cn, cp, $9 FROM unnest($1::uuid[], $2::uuid[], "
+            "$4::text[], $5::int[], $6::bool[], $7::bool[], $8::bool[]) "
+            "AS t(g, p, n, h, cl, cn, cp)",
+            [g.guest_id for g in guests],
+            [g.party_id for g in guests],
+            ADULT,
+            [g.display_name for g in guests],
+            [g.height_cm for g in guests],
+            [g.consent.location_tracking for g in guests],
+            [g.consent.personalized_nudges for g in guests],
+            [g.consent.photo_linking for g in guests],
+            at,
+        )
+        if bands:
+            await conn.execute(
+                "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
+                "SELECT b, u, g, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) "
+                "AS t(b, u, g)",
+                [b.band_id for b in bands],
+                [b.band_uid for b in bands],
+                [b.guest_id for b in bands],
+                BAND_ACTIVE,
+                at,
+            )
+        await events.append_many(conn, SCHEMA, stream)
+        return guests, bands
 
     async def _party_changed(
         self, conn: asyncpg.Connection, party_id: str, removed: list[str], at: datetime

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,15 @@ class VisitRow:
     zone_id: str | None
     node_id: str | None
     entered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """Per batch of a group: stored by this call, and the ack to answer with."""
+
+    first: list[bool]
+    acks: list[bytes]
+    tracks: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,25 +170,57 @@ class LocationStore:
         at: datetime,
         payload: Callable[[dict[str, int]], bytes | None],
     ) -> BatchResult:
-        """In one transaction: claim the batch id, give tracks to guests storing
-        their first pings, and COPY the rows `payload(tracks)` encodes."""
+        """One batch: `store_batches` of a group of one."""
+        group = await self.store_batches(
+            [(device_id, batch_id, ack)],
+            new_tracks,
+            at,
+            lambda first, tracks: payload(tracks) if first[0] else None,
+        )
+        return BatchResult(group.first[0], group.acks[0], group.tracks)
+
+    async def store_batches(
+        self,
+        batches: Sequence[tuple[str, str, bytes]],
+        new_tracks: Sequence[str],
+        at: datetime,
+        payload: Callable[[list[bool], dict[str, int]], bytes | None],
+    ) -> GroupResult:
+        """In one transaction: claim the (device_id, batch_id, ack) batch ids, give
+        tracks to guests storing their first pings, and COPY the rows
+        `payload(first, tracks)` encodes for the batches claimed first here. A
+        batch already stored answers with its stored ack."""
+        # Canonical UUID text, to match what the database returns.
+        devices = [str(uuid.UUID(b[0])) for b in batches]
+        ids = [b[1] for b in batches]
         async with self._pool.acquire() as conn, conn.transaction():
-            first = await conn.fetchval(
+            claimed = await conn.fetch(
                 "INSERT INTO ping_batches (device_id, batch_id, ack, received_at) "
-                "VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (device_id, batch_id) DO NOTHING RETURNING true",
-                device_id,
-                batch_id,
-                ack,
+                "SELECT d, b, a, $4 FROM unnest($1::uuid[], $2::text[], $3::bytea[]) "
+                "AS t(d, b, a) "
+                "ON CONFLICT (device_id, batch_id) DO NOTHING "
+                "RETURNING device_id::text AS device_id, batch_id",
+                devices,
+                ids,
+                [b[2] for b in batches],
                 at,
             )
-            if not first:
-                stored = await conn.fetchval(
-                    "SELECT ack FROM ping_batches WHERE device_id = $1 AND batch_id = $2",
-                    device_id,
-                    batch_id,
+            new = {(r["device_id"], r["batch_id"]) for r in claimed}
+            first = [(d, b) in new for d, b in zip(devices, ids, strict=True)]
+            acks = [b[2] for b in batches]
+            if not all(first):
+                stored = await conn.fetch(
+                    "SELECT device_id::text AS device_id, batch_id, ack FROM ping_batches "
+                    "WHERE (device_id, batch_id) IN "
+                    "(SELECT * FROM unnest($1::uuid[], $2::text[]))",
+                    [d for d, f in zip(devices, first, strict=True) if not f],
+                    [b for b, f in zip(ids, first, strict=True) if not f],
                 )
-                return BatchResult(False, bytes(stored), {})
+                earlier = {(r["device_id"], r["batch_id"]): bytes(r["ack"]) for r in stored}
+                acks = [
+                    ack if f else earlier[(d, b)]
+                    for d, b, ack, f in zip(devices, ids, acks, first, strict=True)
+                ]
             tracks: dict[str, int] = {}
             if new_tracks:
                 rows = await conn.fetch(
@@ -189,13 +231,13 @@ class LocationStore:
                     at,
                 )
                 tracks = {r["guest_id"]: r["track_no"] for r in rows}
-            data = payload(tracks)
+            data = payload(first, tracks) if any(first) else None
             if data is not None:
                 # A memoryview, not bytes: asyncpg would take bytes for a file path.
                 await conn.copy_to_table(
                     "pings", source=memoryview(data), columns=list(COLUMNS), format="binary"
                 )
-            return BatchResult(True, ack, tracks)
+            return GroupResult(first, acks, tracks)
 
     # --- the ping log's partitions ----------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +35,11 @@ _VERDICT = {v: k for k, v in _STATE.items()}
 _OUTCOME = {Verdict.MATCHED: "linked", Verdict.AMBIGUOUS: "held", Verdict.NO_MATCH: "unmatched"}
 # Riders identity has not told us about are retried for this long (venue).
 UNKNOWN_GUEST_WAIT = timedelta(minutes=10)
+# Wall seconds without a new boarding tap after which the tap stream counts as
+# quiet (the end of the day, a closed park): only then may the venue clock, and
+# not the taps' own times, make a capture due. A stream that is merely behind
+# (photo catching up under load) still delivers taps, and its times rule.
+QUIET_WALL = 2.0
 
 
 def _time(seconds: float) -> datetime:
@@ -60,7 +67,8 @@ class Linker:
         self._hub = hub
         self._wake = asyncio.Event()
         self._retry: list[_Retry] = []
-        self._pruned = 0.0
+        self._pruned = -math.inf
+        self._last_tap = 0.0
         self.applied = 0
         self._metrics = telemetry or PhotoMetrics()
         # The verdict each open capture was last counted under.
@@ -73,10 +81,14 @@ class Linker:
     # --- feeding -------------------------------------------------------------
 
     async def restore(self) -> None:
-        now = self._clock.now()
         rules = self.engine.rules
         reach = timedelta(seconds=rules.horizon + 600.0)
-        state = await self._store.linking_state(now - reach, rules.max_samples)
+        # The engine's memory is counted back from the taps' own times: a
+        # linker that was hours behind the clock must get back what it had.
+        latest = await self._store.latest_tap()
+        now = self._clock.now()
+        base = now if latest is None else min(now, latest)
+        state = await self._store.linking_state(base - reach, rules.max_samples)
         for camera_id, samples in state.samples.items():
             try:
                 model = self.engine.model(camera_id)
@@ -99,6 +111,7 @@ class Linker:
 
     def tap(self, access_point_id: str, tap: Tap) -> None:
         if self.engine.add_tap(access_point_id, tap):
+            self._last_tap = time.monotonic()
             self._wake.set()
 
     def captured(self, photos: Iterable[CapturedEvent]) -> None:
@@ -133,7 +146,8 @@ class Linker:
     async def step(self) -> int:
         """One round: the engine's due decisions, written. Returns how many."""
         now = self._clock.now()
-        decisions = self.engine.decide(now.timestamp())
+        quiet = time.monotonic() - self._last_tap >= QUIET_WALL
+        decisions = self.engine.decide(now.timestamp() if quiet else None)
         retries, self._retry = self._retry, []
         done = 0
         for decision in decisions:
@@ -143,9 +157,12 @@ class Linker:
             await self._apply(retry.decision, now, retry.until)
         if done or retries:
             self._hub.poke()
-        if now.timestamp() - self._pruned > 300:
-            self.engine.prune(now.timestamp())
-            self._pruned = now.timestamp()
+        # Memory follows the taps' own times: a linker hours behind the venue
+        # clock (catching up under load) must not forget what it has yet to use.
+        mark = self.engine.watermark
+        if mark - self._pruned > 300:
+            self.engine.prune(mark)
+            self._pruned = mark
             self._counted = {k: v for k, v in self._counted.items() if self.engine.state(k)}
         self.applied += done
         self._metrics.pending(self.pending())

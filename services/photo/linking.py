@@ -28,11 +28,20 @@ Everything else is held as AMBIGUOUS with its candidate riders, to be offered
 as "is this you?" and claimed at the exit kiosk. Precision first: hold rather
 than guess.
 
-Captures are decided once the boarding stream has moved past their window (the
-watermark: the latest tap time seen, less a settling time for taps still in
-flight), or after a give-up time when the stream is quiet. Decided captures stay
-open for a horizon: a late tap near one re-decides it, and a better-learned
-camera re-decides the ones it held. Re-decisions only ever add links.
+A vehicle is one capture's only if no other capture of the camera could show
+it instead: when a neighbouring capture's window holds nothing but (some of)
+the same taps, one of the two shows a vehicle whose taps we do not have (lost,
+or still in flight under load), and the taps cannot say which: both are held.
+
+Everything runs on the events' own venue times, never on the time they arrive:
+captures are decided once their boarding point's tap stream has moved past
+their window (the point's watermark: its latest tap time seen, less a settling
+time for taps still in flight), or once the whole tap stream has moved a
+give-up time past them (a ride gone quiet). Only when no tap arrives at all
+(the end of the day) may the caller pass the venue clock instead. Decided
+captures stay open for a horizon of event time: a late tap near one re-decides
+it, and a better-learned camera re-decides the ones it held. Re-decisions only
+ever add links, so the same events give the same links however late they come.
 """
 
 from __future__ import annotations
@@ -86,13 +95,14 @@ class LinkRules:
     settle: float = 60.0
     # Decide anyway this long after the capture (the stream may be quiet).
     give_up: float = 600.0
-    # Samples needed before the learned window replaces the prior one.
-    min_samples: int = 12
+    # Samples needed before the learned window replaces the prior one (a
+    # quiet ride photographs a few vehicles an hour: it must not wait all day).
+    min_samples: int = 8
     max_samples: int = 300
     # Re-decide held captures after this many new samples.
     relearn_every: int = 25
     # Captures needed before an alignment is tried, and the most it looks at.
-    bootstrap_captures: int = 12
+    bootstrap_captures: int = 8
     align_captures: int = 120
     # While a camera is not calibrated and its prior window could hold two
     # vehicles, its captures wait this long for calibration, then are held.
@@ -105,6 +115,8 @@ class LinkRules:
     horizon: float = 4 * 3600.0
     # Step of the alignment's search over shifts, in seconds.
     align_step: float = 0.25
+    # Dispatches may come this much faster than the nameplate interval.
+    faster: float = 0.2
 
 
 class Verdict(Enum):
@@ -194,6 +206,7 @@ class CameraModel:
         skew, jitter, window = rules.max_skew, camera.jitter, rules.dispatch_window
         self.prior = (camera.delay - skew - jitter, camera.delay + skew + jitter + window)
         self._window = self.prior
+        self.span = boarding_span(camera, rules)
 
     @property
     def learned(self) -> bool:
@@ -206,6 +219,15 @@ class CameraModel:
     def window(self) -> tuple[float, float]:
         """(A, B): the vehicle's taps lie in [c - B, c - A] for a capture at c."""
         return self._window
+
+    def spread(self) -> float:
+        """How far apart the taps of one vehicle may lie: the venue's dispatch
+        window while the prior stands; once the camera is calibrated, anything
+        since the vehicle before left (riders may tap well before their
+        vehicle does: the venue's window is a rule of thumb, not a bound)."""
+        if self.learned:
+            return self.span
+        return self.rules.dispatch_window + self.camera.jitter
 
     def add(self, first_offset: float, last_offset: float) -> None:
         self._samples.append((first_offset, last_offset))
@@ -247,12 +269,22 @@ class CameraModel:
         mid = sorted(s[1] for s in self._samples)[len(self._samples) // 2]
         kept = [s for s in self._samples if abs(s[1] - mid) <= reach]
         lasts = sorted(s[1] for s in kept)
-        firsts = sorted(s[0] for s in kept)
         margin = self.rules.margin
-        low = _quantile(lasts, 0.02) - margin
-        high = _quantile(firsts, 0.98) + margin
-        # Never wider than the prior: the prior holds every honest case.
-        self._window = (max(low, self.prior[0]), min(high, self.prior[1]))
+        # The latest tap of a vehicle is at c - A or before: A is learned, and
+        # within the prior (the prior's skew bound holds every honest case).
+        top = self.camera.delay + self.rules.max_skew + self.camera.jitter
+        low = min(max(_quantile(lasts, 0.02) - margin, self.prior[0]), top)
+        # Its earliest is after the vehicle before it left, which was at least
+        # a (fast) dispatch interval earlier: a bound from the ride, not from
+        # how early riders happened to tap in the samples so far.
+        self._window = (low, low + self.span)
+
+
+def boarding_span(camera: RideCamera, rules: LinkRules) -> float:
+    """Seconds before its dispatch within which a vehicle's riders tap: since
+    the vehicle before it left, at least a fast dispatch interval earlier (and
+    never less than the venue's dispatch window)."""
+    return max(rules.dispatch_window, (1.0 - rules.faster) * camera.dispatch_interval)
 
 
 def judge(
@@ -261,9 +293,14 @@ def judge(
     taps: Sequence[Tap],
     camera: RideCamera,
     rules: LinkRules,
+    spread: float | None = None,
+    party_reach: float | None = None,
 ) -> tuple[Verdict, tuple[Tap, ...], str]:
-    """The verdict on a capture at `at` given the taps around its window
-    (at least W + guard beyond each edge)."""
+    """The verdict on a capture at `at` given the taps around its window (at
+    least `party_reach` + guard beyond each edge). `spread`: how far apart one
+    vehicle's taps may lie; `party_reach`: how far from the window a party
+    member's tap may still be the same dispatch's (both the venue's dispatch
+    window by default)."""
     low, high = window
     lo, hi = at - high, at - low
     guard = rules.guard
@@ -278,10 +315,12 @@ def judge(
     riders = {t.guest_id for t in inside}
     if len(riders) > camera.capacity:
         return Verdict.AMBIGUOUS, tuple(inside), "more riders than a vehicle holds"
-    if inside[-1].at - inside[0].at > rules.dispatch_window + camera.jitter:
+    if spread is None:
+        spread = rules.dispatch_window + camera.jitter
+    if inside[-1].at - inside[0].at > spread:
         return Verdict.AMBIGUOUS, tuple(inside), "taps spread wider than one dispatch"
     parties = {t.party_id for t in inside}
-    reach = rules.dispatch_window + guard
+    reach = (rules.dispatch_window if party_reach is None else party_reach) + guard
     for tap in taps:
         near = lo - reach <= tap.at <= hi + reach and not lo <= tap.at <= hi
         if near and tap.party_id in parties and tap.guest_id not in riders:
@@ -343,15 +382,18 @@ def align(
             return []
     delay = camera.delay - reach + centre * rules.align_step
     isolation = 2 * rules.guard
+    # Riders may tap earlier than the venue's window says: a vehicle is the
+    # cluster of taps before the dispatch, within what the ride allows.
+    span = boarding_span(camera, rules)
     samples: list[tuple[float, float]] = []
     for c in captures:
         inside = timeline.between(c - delay - window - jitter, c - delay + jitter)
         if not inside:
             continue
-        group = _group_of(inside[-1], timeline, window, isolation)
+        group = _group_of(inside[-1], timeline, span, isolation)
         if group is None or len({t.guest_id for t in group}) > camera.capacity:
             continue
-        if group[0].at < inside[0].at:
+        if group[0].at < c - delay - span - jitter:
             continue  # the vehicle reaches out of the window: not a clean sample
         samples.append((c - group[0].at, c - group[-1].at))
     return samples
@@ -432,7 +474,9 @@ class LinkEngine:
         self._timelines: dict[str, Timeline] = {}
         self._keys: dict[str, CaptureState] = {}
         self._dirty: set[str] = set()
+        # The latest tap time seen, over every boarding point and per point.
         self.watermark = -math.inf
+        self._marks: dict[str, float] = {}
         for camera in cameras:
             state = _CameraState(camera, CameraModel(camera, rules))
             self._cameras[camera.camera_id] = state
@@ -453,11 +497,14 @@ class LinkEngine:
         if timeline is None or not timeline.add(tap):
             return False
         self.watermark = max(self.watermark, tap.at)
+        self._marks[access_point_id] = max(self._marks.get(access_point_id, -math.inf), tap.at)
         guard = self.rules.guard
         for cam in self._by_point[access_point_id]:
             low, high = cam.model.window()
-            # Decided captures whose window or guard zone holds this tap.
-            for state in cam.around(tap.at + low - guard, tap.at + high + guard):
+            # Decided captures whose window or guard zone holds this tap, and
+            # their neighbours (a rival's window it changes).
+            width = high - low
+            for state in cam.around(tap.at + low - guard - width, tap.at + high + guard + width):
                 if not state.pending:
                     self._dirty.add(state.key)
         return True
@@ -500,20 +547,32 @@ class LinkEngine:
 
     # --- deciding -----------------------------------------------------------
 
-    def _due(self, cam: _CameraState, state: CaptureState, now: float) -> bool:
+    def _due(
+        self, cam: _CameraState, state: CaptureState, upto: float, quiet: float | None
+    ) -> bool:
         low, _ = cam.model.window()
-        closes = state.at - low + self.rules.guard
-        return self.watermark >= closes + self.rules.settle or now >= state.at + self.rules.give_up
+        closes = state.at - low + self.rules.guard + self.rules.settle
+        mark = self._marks.get(cam.camera.boarding_access_point, -math.inf)
+        if mark >= closes or upto >= state.at + self.rules.give_up:
+            return True
+        # A quiet stream: nothing more is on its way, so the clock may stand in
+        # for the taps that would have shown the stream passing.
+        return quiet is not None and quiet >= closes
 
     def _judge(self, cam: _CameraState, state: CaptureState) -> Decision:
         camera, rules = cam.camera, self.rules
         window = cam.model.window()
         low, high = window
-        reach = rules.dispatch_window + rules.guard
+        # A party member who tapped up to a dispatch interval away may have
+        # been held back for the next vehicle (or gone ahead in the one before).
+        span = cam.model.span
+        reach = span + rules.guard
         taps = self._timelines[camera.boarding_access_point].between(
             state.at - high - reach, state.at - low + reach
         )
-        verdict, chosen, reason = judge(state.at, window, taps, camera, rules)
+        verdict, chosen, reason = judge(
+            state.at, window, taps, camera, rules, cam.model.spread(), span
+        )
         if verdict is Verdict.MATCHED and not cam.model.one_vehicle_only():
             verdict = Verdict.AMBIGUOUS
             reason = "camera not calibrated: the window could hold two vehicles"
@@ -525,11 +584,35 @@ class LinkEngine:
                 if other.key != state.key and other.row and other.row != state.row:
                     verdict, reason = Verdict.AMBIGUOUS, "one of several row photos of a vehicle"
                     break
+        if verdict is Verdict.MATCHED and self._rival(cam, state, window, chosen):
+            verdict, reason = Verdict.AMBIGUOUS, "another photo of the ride fits the same vehicle"
         if verdict is Verdict.MATCHED:
             return Decision(
                 state.key, camera.camera_id, verdict, chosen, reason, chosen[0].at, chosen[-1].at
             )
         return Decision(state.key, camera.camera_id, verdict, chosen, reason)
+
+    def _rival(
+        self,
+        cam: _CameraState,
+        state: CaptureState,
+        window: tuple[float, float],
+        vehicle: Sequence[Tap],
+    ) -> bool:
+        """True if another capture of the camera sees nothing but (some of) the
+        same taps: each vehicle is photographed once, so one of the two shows a
+        vehicle whose taps are missing or not here yet, and a capture this one
+        vehicle is equally the other's."""
+        low, high = window
+        ids = {t.tap_id for t in vehicle}
+        timeline = self._timelines[cam.camera.boarding_access_point]
+        for other in cam.around(vehicle[0].at + low, vehicle[-1].at + high):
+            if other.key == state.key or other.at == state.at:
+                continue
+            seen = timeline.between(other.at - high, other.at - low)
+            if seen and all(t.tap_id in ids for t in seen):
+                return True
+        return False
 
     def _apply(self, cam: _CameraState, state: CaptureState, decision: Decision) -> bool:
         """Record a decision; True if it changes what the capture links or offers."""
@@ -550,11 +633,18 @@ class LinkEngine:
         state.candidates = candidates
         return changed
 
-    def decide(self, now: float) -> list[Decision]:
-        """Decisions now due, in capture time order per camera."""
+    def decide(self, now: float | None = None) -> list[Decision]:
+        """Decisions now due, in capture time order per camera.
+
+        Time is the tap stream's own (its watermark). `now`, the venue clock, is
+        for a caller whose stream has gone quiet (no tap has arrived for a
+        while): captures whose window has closed by the clock are then decided
+        even though no later tap says the stream has passed them.
+        """
+        upto = self.watermark if now is None else max(now, self.watermark)
         out: list[Decision] = []
         for cam in self._cameras.values():
-            out += self._decide_camera(cam, now)
+            out += self._decide_camera(cam, upto, now)
         for key in sorted(self._dirty, key=lambda k: self._keys[k].at if k in self._keys else 0):
             state = self._keys.get(key)
             if state is None or state.pending:
@@ -566,10 +656,10 @@ class LinkEngine:
         self._dirty.clear()
         return out
 
-    def _decide_camera(self, cam: _CameraState, now: float) -> list[Decision]:
+    def _decide_camera(self, cam: _CameraState, now: float, quiet: float | None) -> list[Decision]:
         out: list[Decision] = []
         due = sorted(
-            (self._keys[k] for k in cam.pending if self._due(cam, self._keys[k], now)),
+            (self._keys[k] for k in cam.pending if self._due(cam, self._keys[k], now, quiet)),
             key=lambda s: s.at,
         )
         relearn = False
@@ -649,7 +739,8 @@ class LinkEngine:
             keep = [s for s in cam.captures[:cut] if s.pending] + cam.captures[cut:]
             cam.captures = keep
             cam.times = [s.at for s in keep]
-        reach = max((c.model.prior[1] for c in self._cameras.values()), default=0.0)
+        models = [c.model for c in self._cameras.values()]
+        reach = max((max(m.prior[1], m.prior[0] + m.span) for m in models), default=0.0)
         for timeline in self._timelines.values():
             timeline.prune(horizon - reach - self.rules.dispatch_window - self.rules.guard)
 

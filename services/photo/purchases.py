@@ -149,14 +149,33 @@ class Purchases:
 
     async def refund_wrong_photo(self, record: PurchaseRecord) -> None:
         """Refund a photo bought on its own that the party says is not them."""
-        now = self._clock.now()
         try:
-            await self._payments.refund(
-                charge_id=record.charge_id,
-                refunded_at=now,
-                key=f"refund-{record.purchase_id}",
-                reason="photo unlinked: not us",
-            )
+            await self._refund(record, self._clock.now(), "photo unlinked: not us")
         except PaymentError:
             raise Unavailable("payments cannot refund this photo now") from None
+
+    async def refund_superseded(self) -> int:
+        """Refund photos bought through a link the service later took back (a
+        photographer's late tap gave the photo to another party): the buyer
+        no longer has what they paid for. Safe to run any number of times: the
+        refund's key is the purchase's, the same one an unlink as "not us"
+        uses, so access refunds a purchase once whichever path comes first."""
+        done = 0
+        for record in await self._store.superseded_purchases():
+            try:
+                await self._refund(record, self._clock.now(), "photo taken back: not yours")
+            except PaymentError:
+                # Access refused the refund itself (not a matter of retrying).
+                log.warning("a superseded photo's refund was refused")
+                continue
+            done += 1
+        return done
+
+    async def _refund(self, record: PurchaseRecord, now: datetime, reason: str) -> None:
+        await self._payments.refund(
+            charge_id=record.charge_id,
+            refunded_at=now,
+            key=f"refund-{record.purchase_id}",
+            reason=reason,
+        )
         await self._store.mark_refunded(record.purchase_id, now)

@@ -482,6 +482,14 @@ class PhotoStore:
             )
         )
 
+    async def latest_tap(self) -> datetime | None:
+        """The venue time of the latest boarding tap kept: how far the tap
+        stream had got before a restart."""
+        found: datetime | None = await self._pool.fetchval(
+            "SELECT max(tapped_at) FROM boarding_taps"
+        )
+        return found
+
     async def linking_state(self, since: datetime, per_camera: int) -> LinkingState:
         taps = await self._pool.fetch(
             "SELECT tap_id, access_point_id, guest_id, party_id, tapped_at FROM boarding_taps "
@@ -1185,6 +1193,20 @@ class PhotoStore:
             PURCHASE_APPROVED,
         )
         return None if row is None else _purchase(row)
+
+    async def superseded_purchases(self, limit: int = 50) -> list[PurchaseRecord]:
+        """Photos bought on their own through a link the service took back
+        (UNLINK_REASON_SUPERSEDED) and not refunded yet: the party paid for a
+        photo that is no longer theirs."""
+        rows = await self._pool.fetch(
+            "SELECT u.* FROM purchases u JOIN photo_links l ON l.photo_id = u.photo_id "
+            "AND l.party_id = u.party_id WHERE u.state = $1 AND l.removed_at IS NOT NULL "
+            "AND l.removed_reason = $2 ORDER BY u.decided_at LIMIT $3",
+            PURCHASE_APPROVED,
+            pb.UNLINK_REASON_SUPERSEDED,
+            limit,
+        )
+        return [_purchase(r) for r in rows]
 
     async def mark_refunded(self, purchase_id: str, now: datetime) -> None:
         await self._pool.execute(

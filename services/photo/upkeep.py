@@ -1,5 +1,6 @@
 """Photo's background upkeep, on venue time: retention, forgetting old boarding
-taps and photographer sessions, and finishing purchases nobody retried."""
+taps and photographer sessions, finishing purchases nobody retried, and
+refunding photos bought through a link that was later taken back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.photo.purchases import Purchases
 from services.photo.store import PhotoStore
 from services.photo.telemetry import PhotoMetrics
 from services.platform.clock import VenueClock
+from services.platform.errors import Unavailable
 
 log = logging.getLogger("venue.photo.upkeep")
 
@@ -39,6 +41,10 @@ async def upkeep_once(
             break
     await store.forget_old(now - EVIDENCE_KEPT)
     await purchases.resume_pending(now)
+    try:
+        await purchases.refund_superseded()
+    except Unavailable:
+        log.info("superseded purchases wait for payments")
     if telemetry is not None:
         telemetry.captures("deleted", deleted)
     if deleted:

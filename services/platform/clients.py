@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from services.platform import tls
 from services.platform.callctx import remaining
 from services.platform.config import Settings
 
@@ -106,6 +107,7 @@ def open_channel(
     token: TokenGetter | None = None,
     default_timeout: float = 5.0,
     traced: bool = True,
+    secure: tls.Tls | None = None,
 ) -> grpc.aio.Channel:
     interceptors: list[Any] = [
         cls(token, default_timeout)
@@ -118,7 +120,12 @@ def open_channel(
     ]
     if traced:
         interceptors += aio_client_interceptors()  # type: ignore[no-untyped-call]
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return tls.channel(target, secure, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+def service_tls(settings: Settings) -> tls.Tls | None:
+    """This service's TLS towards the others (None: plaintext), from VENUE_TLS_*."""
+    return tls.for_service(settings.service, settings.extra)
 
 
 class ServiceToken:
@@ -145,7 +152,11 @@ class ServiceToken:
         from venue.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: PLC0415
 
         if self._channel is None:
-            self._channel = open_channel(self._settings.addresses["identity"], traced=False)
+            self._channel = open_channel(
+                self._settings.addresses["identity"],
+                traced=False,
+                secure=service_tls(self._settings),
+            )
         stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         reply = await stub.IssueToken(
             identity_pb2.IssueTokenRequest(
@@ -171,10 +182,13 @@ class Clients:
         self._settings = settings
         self._token = token
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._tls = service_tls(settings)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = open_channel(self._settings.addresses[service], self._token)
+            self._channels[service] = open_channel(
+                self._settings.addresses[service], self._token, secure=self._tls
+            )
         return self._channels[service]
 
     async def close(self) -> None:

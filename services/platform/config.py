@@ -18,6 +18,7 @@
 | VENUE_SHUTDOWN_GRACE | 10 | seconds in-flight calls get to finish on SIGTERM |
 | VENUE_DB_POOL_SIZE | 8 | largest number of database connections per service |
 | VENUE_RATE_LIMIT_* | see ratelimit.py | per-caller call rates (devices, guests, staff) |
+| VENUE_TLS_* | (unset: plaintext) | TLS and mutual TLS (see tls.py, docs/tls.md) |
 
 Telemetry is configured only by the standard OTEL_* variables (see telemetry.py).
 """

@@ -5,6 +5,7 @@ skipping health and reflection.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
@@ -17,20 +18,23 @@ import asyncpg
 import grpc
 from grpc_status import rpc_status
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.platform import errors, semconv
 from services.platform.callctx import call_deadline, request_id, rpc_method
 from services.platform.handlers import (
     Handler,
+    Malformed,
     StreamBehavior,
     UnaryBehavior,
+    hear_out,
     method_parts,
     wrap_handler,
 )
 from services.platform.principal import ANONYMOUS, Allow, Policy, current_principal
 from services.platform.ratelimit import RateLimiter
+from services.platform.rpc_metrics import RPC_DURATIONS, Attributes, DurationHistogram
 from services.platform.tokens import TokenVerifier
 
 log = logging.getLogger("venue.rpc")
@@ -40,6 +44,8 @@ _outcome: contextvars.ContextVar[tuple[grpc.StatusCode, str]] = contextvars.Cont
     "outcome", default=(grpc.StatusCode.OK, "")
 )
 _OK = (grpc.StatusCode.OK, "")
+# A client-streaming call's request iterator, to hear out before it is ended.
+_unheard: contextvars.ContextVar[Any] = contextvars.ContextVar("unheard", default=None)
 
 # The codes that mark a server span as failed (as OpenTelemetry's gRPC
 # instrumentation does): the server's fault, not the caller's.
@@ -68,10 +74,28 @@ PUBLIC_SERVICES = frozenset(
 )
 
 
+class CallOver(asyncio.CancelledError):
+    """The call ended before its status could be sent: its deadline passed or its
+    caller went away, and gRPC has already told the caller so.
+
+    Raised in place of a second abort (which gRPC refuses with "Abort already
+    called"). A CancelledError, because that is how gRPC itself ends a call it
+    has cancelled: quietly, and past the servicer's `except Exception`."""
+
+
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: errors.DomainError) -> NoReturn:
     _outcome.set((err.code, err.message))
     status = rpc_status.to_status(err.to_status())
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    if (requests := _unheard.get()) is not None:
+        _unheard.set(None)
+        await hear_out(requests)
+    try:
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    except grpc.aio.AbortError:
+        raise
+    except grpc.aio.BaseError as exc:
+        # Sending the status failed in gRPC itself (the call is already over).
+        raise CallOver(str(err.code)) from exc
     raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
 
@@ -83,8 +107,10 @@ class _Plan:
     name: str
     rule: Allow
     streaming: bool
+    client_streaming: bool
     span_attrs: dict[str, str | int]
-    metric_attrs: dict[grpc.StatusCode, dict[str, str | int]]
+    # The rpc.server.duration series of each status code.
+    metric_series: dict[grpc.StatusCode, Attributes]
 
 
 @dataclass
@@ -143,6 +169,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         minimum_deadline_s: float = 0.002,
         default_budget_s: float = 30.0,
         limiter: RateLimiter | None = None,
+        durations: DurationHistogram | None = None,
     ) -> None:
         self._verifier = verifier
         self._limiter = limiter or RateLimiter.from_env()
@@ -152,9 +179,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         self._cache: dict[str, Handler | None] = {}
         self._tracer = trace.get_tracer("venue.rpc")
         self._propagator = propagate.get_global_textmap()
-        self._duration = semconv.histogram(
-            metrics.get_meter("venue.rpc"), semconv.RPC_SERVER_DURATION
-        )
+        self._duration: DurationHistogram = durations or RPC_DURATIONS
 
     async def intercept_service(
         self,
@@ -181,9 +206,13 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             name=name,
             rule=self._policies.get(service, {}).get(name, Allow()),
             streaming=handler.unary_stream is not None or handler.stream_stream is not None,
+            client_streaming=(
+                handler.stream_unary is not None or handler.stream_stream is not None
+            ),
             span_attrs={**base, "rpc.grpc.status_code": grpc.StatusCode.OK.value[0]},
-            metric_attrs={
-                code: {**base, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
+            metric_series={
+                code: (*base.items(), ("rpc.grpc.status_code", code.value[0]))
+                for code in grpc.StatusCode
             },
         )
 
@@ -192,8 +221,12 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
+                    if type(request) is Malformed:
+                        raise request.error()
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
                     self._aborted(context)
@@ -210,6 +243,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 meta = _read_metadata(context)
                 span, attached = self._start_span(plan, meta)
+                if plan.client_streaming:
+                    _unheard.set(request)
                 try:
                     await self._enter(plan, context, meta, span)
                     async for response in behavior(request, context):
@@ -242,7 +277,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 span.set_status(Status(StatusCode.ERROR, f"{code}:{message}"))
         span.end()
         otel_context.detach(attached)  # type: ignore[arg-type]
-        self._duration.record((time.perf_counter() - started) * 1000.0, plan.metric_attrs[code])
+        self._duration.record(plan.metric_series[code], (time.perf_counter() - started) * 1000.0)
 
     @staticmethod
     def _aborted(context: Any) -> None:
@@ -289,14 +324,22 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             await abort(context, refused)
         current_principal.set(principal)
         if span.is_recording():
-            span.set_attribute(semconv.CALLER_KIND, principal.kind.value)
-            span.set_attribute(semconv.CALLER_ID, principal.subject)
+            span.set_attributes(
+                {semconv.CALLER_KIND: principal.kind.value, semconv.CALLER_ID: principal.subject}
+            )
 
     async def _guard_deadline(self, plan: _Plan, context: Any) -> None:
         remaining = context.time_remaining()
         if remaining is None:
             # Streams live long; a unary call without a deadline gets a budget.
             call_deadline.set(None if plan.streaming else time.monotonic() + self._default)
+        elif remaining <= 0:
+            # Already gone (gRPC reports 0, never less): the caller has had
+            # DEADLINE_EXCEEDED from its own side and nothing can be sent.
+            _outcome.set(
+                (grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
+            )
+            raise CallOver("deadline passed")
         elif remaining < self._minimum:
             await abort(context, errors.DeadlineExceeded("deadline too short to start"))
         else:

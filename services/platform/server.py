@@ -28,8 +28,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-from services.platform import db, migrations, service_secrets
-from services.platform.clients import Clients, ServiceToken, open_channel
+from services.platform import db, migrations, service_secrets, tls
+from services.platform.clients import Clients, ServiceToken, open_channel, service_tls
 from services.platform.config import Settings
 from services.platform.events import EventHub, MemoryCursor, StreamConsumer
 from services.platform.interceptors import PlatformInterceptor
@@ -103,7 +103,9 @@ def own_service_secret(settings: Settings) -> str:
 async def _fetch_jwks(settings: Settings) -> str:
     from venue.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: PLC0415
 
-    channel = open_channel(settings.addresses["identity"], traced=False)
+    channel = open_channel(
+        settings.addresses["identity"], traced=False, secure=service_tls(settings)
+    )
     try:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         reply = await stub.GetSigningKeys(
@@ -266,7 +268,7 @@ async def start(
     # collector's way so full collections stay short on the hot path.
     gc.collect()
     gc.freeze()
-    port = server.add_insecure_port(settings.listen_address)
+    port = tls.add_port(server, settings.listen_address, service_tls(settings))
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen_address}")
     await server.start()

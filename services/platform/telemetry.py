@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from services.platform.rpc_metrics import DurationExport
 from services.platform.telemetry_files import LocalMetricFile, LocalSpanFile, telemetry_dir
 
 
@@ -50,7 +51,10 @@ BSP_DEFAULTS = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BSP_MAX_EXPORT_BATCH_SIZ
 
 
 def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = None) -> Telemetry:
-    """Install the global tracer and meter providers for this process."""
+    """Install the global tracer and meter providers for this process.
+
+    The exporters of the readers made here also carry rpc.server.duration
+    (rpc_metrics.py); `extra_readers` get only the SDK's instruments."""
     os.environ.setdefault("OTEL_SERVICE_NAME", f"venue-{service}")
     for name, value in BSP_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -73,7 +77,8 @@ def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = Non
     if local is not None:
         readers.append(
             PeriodicExportingMetricReader(
-                LocalMetricFile(local / f"metrics-{service}.jsonl"), export_interval_millis=10_000
+                DurationExport(LocalMetricFile(local / f"metrics-{service}.jsonl"), resource),
+                export_interval_millis=10_000,
             )
         )
     if endpoint and _enabled("METRICS"):
@@ -83,7 +88,9 @@ def setup_telemetry(service: str, extra_readers: list[MetricReader] | None = Non
 
         interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000"))
         readers.append(
-            PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+            PeriodicExportingMetricReader(
+                DurationExport(OTLPMetricExporter(), resource), export_interval_millis=interval
+            )
         )
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(meter_provider)

@@ -2,6 +2,8 @@
 
 venue up      start every implemented service and wait for Ctrl-C
 venue run     start the suite, play a simulated day against it, write the report
+venue tls init  write a development CA, a certificate per service and client
+              certificates for devices (then VENUE_TLS_DIR=<dir> turns TLS on)
 """
 
 from __future__ import annotations
@@ -76,6 +78,30 @@ def _parser() -> argparse.ArgumentParser:
         "secrets", help="write a new master secret and each service's own secret to DIR"
     )
     secrets.add_argument("folder", type=Path)
+    tls = commands.add_parser("tls", help="TLS certificates (see docs/tls.md)")
+    tls_commands = tls.add_subparsers(dest="tls_command", required=True)
+    init = tls_commands.add_parser(
+        "init", help="write a development CA, service certificates and client certificates"
+    )
+    init.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("VENUE_DATA_DIR", ROOT / ".data")) / "tls",
+        help="where to write them (default .data/tls); an existing CA there is kept",
+    )
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="another name or IP address the services are reached at (repeatable)",
+    )
+    init.add_argument(
+        "--client",
+        action="append",
+        default=None,
+        help="a client certificate to write (repeatable; default: sim and one per device kind)",
+    )
+    init.add_argument("--days", type=int, default=365, help="validity in days (365)")
     return parser
 
 
@@ -151,6 +177,17 @@ def main(argv: list[str] | None = None) -> None:
             others = [name for name in SERVICE_PORTS if name != "identity"]
             for path in write_deployment_secrets(args.folder, others):
                 print(path)
+            return
+        if args.command == "tls":
+            from services.runner import devca  # noqa: PLC0415 - cryptography only here
+
+            clients = args.client if args.client is not None else devca.DEFAULT_CLIENTS
+            for issued in devca.init(args.dir, args.host, clients, days=args.days):
+                print(issued.cert)
+            print(
+                f"TLS on: VENUE_TLS_DIR={args.dir.resolve()}; "
+                "mutual TLS: also VENUE_TLS_CLIENT_AUTH=require"
+            )
             return
         if args.command == "up":
             sys.exit(asyncio.run(_up(args)))

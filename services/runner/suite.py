@@ -20,12 +20,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.platform import embedded_pg, service_secrets
+from services.platform import embedded_pg, service_secrets, tls
 from services.platform.clock import VenueClock
 from services.platform.config import ROOT, SERVICE_PORTS, addr_var, clock_env
 
@@ -88,11 +88,25 @@ class Suite:
         self.telemetry_dir = (self.telemetry_dir or self.data_dir / "telemetry").resolve()
 
     @property
+    def tls(self) -> tls.Tls | None:
+        """The TLS the runner's own calls use (the services' settings, as a client)."""
+        return tls.for_client({**os.environ, **self.env})
+
+    def channel(self, name: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+        """A channel to one service, over TLS when the suite serves it."""
+        return tls.channel(self.addresses[name], self.tls, options=options)
+
+    @property
     def master(self) -> bytes:
         return service_secrets.load_or_create_master(self.data_dir)
 
     def service_env(self, name: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VENUE_")}
+        # TLS settings reach the services from the runner's own environment too.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("VENUE_") or k.startswith("VENUE_TLS_")
+        }
         env.update(
             {
                 "VENUE_DATA_DIR": str(self.data_dir),
@@ -146,7 +160,7 @@ class Suite:
     async def wait_serving(self, name: str, timeout: float = 60.0) -> None:
         proc = self.processes[name]
         deadline = time.monotonic() + timeout
-        async with grpc.aio.insecure_channel(proc.address) as channel:
+        async with self.channel(name) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if not proc.running:
@@ -201,7 +215,7 @@ class Suite:
         """A token of the bootstrap administrator, from the data directory's master."""
         from venue.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: PLC0415
 
-        async with grpc.aio.insecure_channel(self.addresses["identity"]) as channel:
+        async with self.channel("identity") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             reply = await stub.IssueToken(
                 identity_pb2.IssueTokenRequest(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from services.platform import tls
 from venue.access.v1 import access_pb2_grpc
 from venue.identity.v1 import identity_pb2_grpc
 from venue.itinerary.v1 import itinerary_pb2_grpc
@@ -34,10 +35,9 @@ class Stubs:
 
     @classmethod
     def connect(cls, addresses: Mapping[str, str]) -> Stubs:
-        ch = {
-            name: grpc.aio.insecure_channel(addr, options=OPTIONS)
-            for name, addr in addresses.items()
-        }
+        # TLS (and the world's client certificate) when VENUE_TLS_* say so.
+        secure = tls.for_client()
+        ch = {name: tls.channel(addr, secure, options=OPTIONS) for name, addr in addresses.items()}
         return cls(
             channels=ch,
             identity=identity_pb2_grpc.IdentityServiceStub(ch["identity"]),

@@ -12,18 +12,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.message import Message
 
+from services.platform.config import DEFAULT_VENUE_FILE
 from services.platform.validation import to_timestamp
+from services.venue_model import load_venue
 from tests.hardening.authz import TABLE, read_table, render
 from tests.hardening.callers import caller_kinds
 from tests.hardening.conftest import (
@@ -40,6 +43,8 @@ from tests.support.stubs import bearer
 from venue.access.v1 import access_pb2 as apb
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2 as ipb
+from venue.photo.v1 import photo_pb2 as ppb
+from venue.photo.v1 import photo_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -87,26 +92,12 @@ async def _call(hardened: Hardened, target: Rpc, token: str, patience: float = 1
         return Outcome(err.code(), details=err.details() or "", error=err)
 
 
-# KNOWN BUG (open in issue 11's note): location's IngestPings refuses staff and
-# service callers inside its bidirectional handler, and on a fast machine the
-# refusal can reach the client as INTERNAL "Internal error from Core" instead
-# of PERMISSION_DENIED. The call is still refused and nothing is written; the
-# status is wrong. Listed here so the rest of the matrix stays enforced.
-KNOWN_INTERNAL_DENIALS = {
-    ("location.IngestPings", caller) for caller in ("staff:admin", "staff:desk", "staff:ops")
-} | {
-    ("location.IngestPings", f"service:{name}")
-    for name in ("access", "location", "queue", "routing", "itinerary", "photo")
-}
-
-
 async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> None:
     table = read_table()
     running = [r for r in all_rpcs() if r.service in hardened.services]
     callers = [c for c in caller_kinds() if c.name in hardened.tokens]
     gate = asyncio.Semaphore(16)
     wrong: list[str] = []
-    known: list[str] = []
     cells = 0
 
     async def cell(target: Rpc, caller: str, token: str, allowed: bool) -> None:
@@ -124,12 +115,7 @@ async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> Non
                 if not token or token == FORGED
                 else grpc.StatusCode.PERMISSION_DENIED
             )
-            if (
-                outcome.code == grpc.StatusCode.INTERNAL
-                and (target.key, caller) in KNOWN_INTERNAL_DENIALS
-            ):
-                known.append(f"{target.key} {caller}: {outcome.details}")
-            elif outcome.code != expected:
+            if outcome.code != expected:
                 wrong.append(
                     f"{target.key} {caller}: expected {expected.name}, got "
                     f"{outcome.code.name} {outcome.details}"
@@ -154,6 +140,62 @@ async def test_every_rpc_against_every_kind_of_caller(hardened: Hardened) -> Non
         "calls": cells,
         "allowed": sum(row[c.name] for r in running for c in callers for row in [table[r.key]]),
     }
+
+
+async def test_a_refused_stream_gets_its_refusal_while_the_client_writes(
+    hardened: Hardened,
+) -> None:
+    """A client-streaming call refused while the client's first writes are still
+    in flight gets the refusal itself, not INTERNAL (grpc.aio lets a failed write
+    replace the status: the server hears such a caller out before refusing)."""
+    streams = [r for r in all_rpcs() if r.service in hardened.services and r.client_streaming]
+    assert streams, "no running service has a client-streaming RPC"
+    table = read_table()
+    codes: dict[str, int] = {}
+    wrong: list[str] = []
+
+    async def refused(target: Rpc, caller: str) -> None:
+        token = hardened.tokens.get(caller, FORGED)
+
+        async def burst() -> AsyncIterator[bytes]:
+            # Writes still in flight when the refusal comes, then a pause (a
+            # device waiting for acks).
+            for _ in range(50):
+                yield b""
+            await asyncio.sleep(5)
+
+        channel: Any = hardened.channel(target.service)
+        kind = channel.stream_stream if target.server_streaming else channel.stream_unary
+        call: Any = kind(target.path)(burst(), metadata=bearer(token), timeout=15)
+        try:
+            if target.server_streaming:
+                async for _ in call:
+                    pass
+            else:
+                await call
+            code = await call.code()
+        except grpc.aio.AioRpcError as err:
+            code = err.code()
+        expected = (
+            grpc.StatusCode.UNAUTHENTICATED
+            if caller == "forged"
+            else grpc.StatusCode.PERMISSION_DENIED
+        )
+        key = f"{target.key} {caller}: {code.name}"
+        codes[key] = codes.get(key, 0) + 1
+        if code != expected:
+            wrong.append(f"{key}, expected {expected.name}")
+
+    jobs = []
+    for target in streams:
+        row = table[target.key]
+        for caller in ("forged", "staff:admin", "service:access", "device:gate"):
+            if caller == "forged" or not row[caller]:
+                jobs += [refused(target, caller) for _ in range(12)]
+    await asyncio.gather(*jobs)
+    assert not wrong, f"{len(wrong)} of {len(jobs)} refused streams: {codes}"
+    assert sum(codes.values()) == len(jobs)
+    hardened.figures["refused_streams"] = codes
 
 
 # --- a guest and another party's data -----------------------------------------
@@ -193,6 +235,102 @@ def party_request(target: Rpc, person: Person, currency: str) -> Message | None:
     return request if aimed else None
 
 
+# RPCs whose request the generic filling above cannot make whole (a second id,
+# an enum, a photo of the party's): each gets every variant of "another party's
+# data" spelled out, and the same request about the caller's own.
+Complete = Callable[[Person, Person, dict[str, str]], list[Message]]
+
+
+def _link_band(person: Person, caller: Person, photos: dict[str, str]) -> list[Message]:
+    return [
+        ipb.LinkBandRequest(
+            guest_id=person.guest_id,
+            band_uid=f"HB-{uuid.uuid4().hex[:12]}",
+            idempotency_key=uuid.uuid4().hex,
+        )
+    ]
+
+
+def _unlink_photo(person: Person, caller: Person, photos: dict[str, str]) -> list[Message]:
+    # Their photo out of their party, and their photo "out of" the caller's own
+    # party; for each reason a guest may give (NOT_US refunds a purchase).
+    parties = dict.fromkeys([person.party_id, caller.party_id])
+    return [
+        ppb.UnlinkPhotoRequest(photo_id=photos[person.guest_id], party_id=party, reason=reason)
+        for reason in (ppb.UNLINK_REASON_NOT_US, ppb.UNLINK_REASON_NOT_WANTED)
+        for party in parties
+    ]
+
+
+COMPLETE: dict[str, Complete] = {
+    "identity.LinkBand": _link_band,
+    "photo.UnlinkPhoto": _unlink_photo,
+}
+
+
+async def linked_photo(hardened: Hardened, person: Person) -> str:
+    """A photo in `person`'s party account: a ride camera's capture, claimed with
+    the person's band at the ride's exit kiosk."""
+    venue = load_venue(DEFAULT_VENUE_FILE)
+    kiosk_ref = hardened.refs["device:kiosk"]
+    ride = next(p.attraction for p in venue.access_points if p.id == kiosk_ref)
+    camera = next(c.id for c in venue.cameras if c.attraction == ride)
+    _, camera_token = await make_device(
+        hardened.identity(), hardened.admin, common_pb2.DEVICE_KIND_CAMERA, camera
+    )
+    photo = photo_pb2_grpc.PhotoServiceStub(hardened.channel("photo"))
+    now = datetime.now(UTC)
+    ident = f"cap-{uuid.uuid4().hex[:12]}"
+    shot = await photo.IngestCaptures(
+        ppb.IngestCapturesRequest(
+            captures=[
+                ppb.Capture(
+                    capture_id=ident,
+                    camera_id=camera,
+                    captured_at=to_timestamp(now - timedelta(minutes=1)),
+                    image_uri=f"s3://photos/{ident}.jpg",
+                    image_sha256=hashlib.sha256(ident.encode()).hexdigest(),
+                )
+            ],
+            idempotency_key=uuid.uuid4().hex,
+        ),
+        metadata=bearer(camera_token),
+    )
+    photo_id = shot.acks[0].photo_id
+    assert photo_id, f"the capture was not taken: {shot}"
+    # The photo service learns of the band from identity's stream: poll.
+    for _ in range(200):
+        claimed = await photo.ClaimPhoto(
+            ppb.ClaimPhotoRequest(
+                photo_id=photo_id,
+                band_uid=person.band_uid,
+                tapped_at=to_timestamp(datetime.now(UTC)),
+                idempotency_key=uuid.uuid4().hex,
+            ),
+            metadata=bearer(hardened.tokens["device:kiosk"]),
+        )
+        if claimed.outcome in (ppb.BAND_TAP_OUTCOME_LINKED, ppb.BAND_TAP_OUTCOME_ALREADY_LINKED):
+            return photo_id
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the kiosk never linked the photo: {claimed}")
+
+
+async def table_digests(hardened: Hardened, schema: str) -> dict[str, str]:
+    """Each table's content as a digest: a refused call changes no row, not only
+    no count (an unlink or a band swap is an UPDATE)."""
+    tables = await hardened.db.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema
+    )
+    digests: dict[str, str] = {}
+    for t in tables:
+        name = t["tablename"]
+        digests[name] = await hardened.db.fetchval(
+            f"SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) "
+            f'FROM "{schema}"."{name}" r'
+        )
+    return digests
+
+
 @dataclass
 class PartyFinding:
     rpc: str
@@ -208,6 +346,10 @@ async def test_a_guest_never_reaches_another_partys_data(hardened: Hardened) -> 
     me = await make_person(identity, access, hardened.admin, desk, currency)
     other = await make_person(identity, access, hardened.admin, desk, currency)
     hardened.tokens["guest:me"] = me.token
+    photos: dict[str, str] = {}
+    if "photo" in hardened.services:
+        for person in (me, other):
+            photos[person.guest_id] = await linked_photo(hardened, person)
     guest_rpcs = [
         r
         for r in all_rpcs()
@@ -215,49 +357,88 @@ async def test_a_guest_never_reaches_another_partys_data(hardened: Hardened) -> 
     ]
     findings: list[PartyFinding] = []
     leaks: list[str] = []
-    for target in sorted(guest_rpcs, key=lambda r: r.key in DESTRUCTIVE):
-        theirs = party_request(target, other, currency)
-        own = party_request(target, me, currency)
-        if theirs is None or own is None:
-            continue
-        before = await hardened.row_counts(target.service)
-        outcome = await hardened.unary(target, theirs.SerializeToString(), "guest:me")
-        after = await hardened.row_counts(target.service)
-        # Then the same request about the guest's own party (after: a destructive
-        # one, EraseGuest, would otherwise end the guest's session first).
-        mine = await hardened.unary(target, own.SerializeToString(), "guest:me")
-        if outcome.code == grpc.StatusCode.OK:
-            leaks.append(f"{target.key}: answered OK for another party's {_aimed(theirs)}")
-        for secret in (other.guest_id, other.party_id, other.band_uid):
-            if secret.encode() in outcome.reply:
-                leaks.append(f"{target.key}: reply carries another party's data")
-        # Refused for whose data it is; or, when the very same request about the
-        # guest's own party is invalid too, refused for being incomplete.
-        refusals = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
-        if mine.code == grpc.StatusCode.INVALID_ARGUMENT:
-            refusals.add(grpc.StatusCode.INVALID_ARGUMENT)
-        if outcome.code not in refusals:
-            leaks.append(
-                f"{target.key}: {outcome.code.name} for another party (own party: "
-                f"{mine.code.name}), not a refusal"
-            )
-        changed = {t for t in after if after[t] != before.get(t) and t != "stream_cursors"}
-        if changed:
-            leaks.append(f"{target.key}: another party's call wrote to {sorted(changed)}")
-        findings.append(PartyFinding(target.key, outcome.code.name, mine.code.name))
+    # Own-data calls that change the guest's band or photos go late, destructive last.
+    for target in sorted(guest_rpcs, key=lambda r: (r.key in DESTRUCTIVE, r.key in COMPLETE)):
+        if target.key in COMPLETE:
+            complete = COMPLETE[target.key]
+            pairs = [(t, complete(me, me, photos)[0]) for t in complete(other, me, photos)]
+        else:
+            theirs = party_request(target, other, currency)
+            own = party_request(target, me, currency)
+            if theirs is None or own is None:
+                continue
+            pairs = [(theirs, own)]
+        for theirs, own in pairs:
+            await _probe(hardened, target, theirs, own, other, leaks, findings)
     assert not leaks, "\n".join(leaks)
     # The same request about the guest's own party gets past the party check:
     # the refusal above is about whose data it is, not about the request.
     refused_own = [f for f in findings if f.own in ("PERMISSION_DENIED", "UNAUTHENTICATED")]
     assert not refused_own, f"own-party requests refused: {refused_own}"
     assert findings, "no guest RPC names a party's data"
-    hardened.figures["party_isolation"] = {
-        f.rpc: {"other": f.other, "own": f.own} for f in findings
-    }
+    # The RPCs spelled out in full are proven: the request about the guest's own
+    # data was whole (it succeeded), so the refusal was about whose data it was.
+    for key in COMPLETE:
+        if rpc(key).service in hardened.services:
+            proven = [f for f in findings if f.rpc == key]
+            assert proven and all(f.own == "OK" for f in proven), proven
+            assert all(f.other in ("PERMISSION_DENIED", "NOT_FOUND") for f in proven), proven
+    figures: dict[str, dict[str, list[str]]] = {}
+    for f in findings:
+        seen = figures.setdefault(f.rpc, {"other": [], "own": []})
+        seen["other"].append(f.other)
+        seen["own"].append(f.own)
+    hardened.figures["party_isolation"] = figures
+
+
+async def _probe(
+    hardened: Hardened,
+    target: Rpc,
+    theirs: Message,
+    own: Message,
+    other: Person,
+    leaks: list[str],
+    findings: list[PartyFinding],
+) -> None:
+    whole = target.key in COMPLETE
+
+    async def state() -> dict[str, Any]:
+        if whole:
+            return await table_digests(hardened, target.service)
+        return dict(await hardened.row_counts(target.service))
+
+    before = await state()
+    outcome = await hardened.unary(target, theirs.SerializeToString(), "guest:me")
+    after = await state()
+    # Then the same request about the guest's own party (after: a destructive
+    # one, EraseGuest, would otherwise end the guest's session first).
+    mine = await hardened.unary(target, own.SerializeToString(), "guest:me")
+    label = f"{target.key}({_aimed(theirs)})"
+    if outcome.code == grpc.StatusCode.OK:
+        leaks.append(f"{label}: answered OK for another party's data")
+    for secret in (other.guest_id, other.party_id, other.band_uid):
+        if secret.encode() in outcome.reply:
+            leaks.append(f"{label}: reply carries another party's data")
+    # Refused for whose data it is; or, when the very same request about the
+    # guest's own party is invalid too, refused for being incomplete.
+    refusals = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
+    if mine.code == grpc.StatusCode.INVALID_ARGUMENT:
+        refusals.add(grpc.StatusCode.INVALID_ARGUMENT)
+    if outcome.code not in refusals:
+        leaks.append(
+            f"{label}: {outcome.code.name} for another party (own party: "
+            f"{mine.code.name}), not a refusal"
+        )
+    changed = {t for t in after if after[t] != before.get(t) and t != "stream_cursors"}
+    if changed:
+        leaks.append(f"{label}: another party's call wrote to {sorted(changed)}")
+    findings.append(PartyFinding(target.key, outcome.code.name, mine.code.name))
 
 
 def _aimed(request: Message) -> str:
-    return ", ".join(f.name for f, _ in request.ListFields() if f.name in PARTY_FIELDS)
+    return ", ".join(
+        f.name for f, _ in request.ListFields() if f.name in PARTY_FIELDS or f.name == "photo_id"
+    )
 
 
 # --- revocation, everywhere ------------------------------------------------------

@@ -25,7 +25,9 @@ from services.venue_model import Venue
 @dataclass(frozen=True)
 class WorldKnobs:
     # How riders tap: "together" (within ~1.5 s of dispatch), "spread" (any
-    # time in the dispatch window before it), "file" (one after another).
+    # time in the dispatch window before it), "file" (one after another),
+    # "world" (as the simulated world of sim/ does: 1 s to 0.6 of a dispatch
+    # interval, at most 20 s, before it: wider than the venue's window).
     tap_model: str = "spread"
     camera_skew: float = 3.0
     scanner_skew: float = 3.0
@@ -46,6 +48,9 @@ class WorldKnobs:
     faster: float = 0.0
     # A camera clock that is reset once in the day jumps by up to this much.
     clock_jump: float = 0.0
+    # Every tap and capture reaches the service this much later (venue
+    # seconds): a service catching up with a backlog.
+    lag: float = 0.0
 
 
 @dataclass
@@ -118,8 +123,16 @@ def _load(t: float, day: float, peak: float) -> float:
 
 
 def _taps_for(
-    riders: list[tuple[str, str]], dispatch: float, model: str, window: float, rng: random.Random
+    riders: list[tuple[str, str]],
+    dispatch: float,
+    model: str,
+    window: float,
+    interval: float,
+    rng: random.Random,
 ) -> list[tuple[str, str, float]]:
+    if model == "world":
+        spread = max(min(20.0, 0.6 * interval), 2.0)
+        return [(g, p, dispatch - rng.uniform(1.0, spread)) for g, p in riders]
     if model == "together":
         return [(g, p, dispatch - rng.uniform(0, 1.5)) for g, p in riders]
     if model == "file":
@@ -175,11 +188,13 @@ def simulate_day(venue: Venue, knobs: WorldKnobs, seed: int, start: float = 1.8e
             vehicle += 1
             if riders or knobs.capture_empty:
                 frac = t / day
-                for guest, party, at in _taps_for(riders, dispatch, knobs.tap_model, window, rng):
+                for guest, party, at in _taps_for(
+                    riders, dispatch, knobs.tap_model, window, camera.dispatch_interval, rng
+                ):
                     if rng.random() < knobs.missing_taps:
                         continue
                     tapped = at + scan_skew + scan_drift * frac
-                    delivered = tapped + rng.uniform(0.1, 2.0)
+                    delivered = tapped + knobs.lag + rng.uniform(0.1, 2.0)
                     if rng.random() < knobs.late_taps:
                         delivered += rng.uniform(30, 300)
                     tap = Tap(f"tap-{guest}-{vehicle}-{camera.camera_id}", guest, party, tapped)
@@ -198,7 +213,7 @@ def simulate_day(venue: Venue, knobs: WorldKnobs, seed: int, start: float = 1.8e
                 )
                 key = f"{camera.camera_id}/{vehicle}"
                 truth[key] = frozenset(g for g, _ in riders)
-                sent = shot + rng.uniform(1, 30)
+                sent = shot + knobs.lag + rng.uniform(1, 30)
                 arrivals.append(
                     Arrival(
                         sent,
@@ -228,12 +243,21 @@ def simulate_day(venue: Venue, knobs: WorldKnobs, seed: int, start: float = 1.8e
 def play(
     day: Day, cameras: list[RideCamera], rules: LinkRules, tick: float = 10.0
 ) -> tuple[Score, LinkEngine]:
-    """Feed the day to a fresh engine in arrival order and score its links."""
+    """Feed the day to a fresh engine in arrival order and score its links.
+
+    As the service's linker does: while taps flow, the engine decides and
+    forgets on the taps' own times (the venue clock is not passed); once the
+    stream is quiet at the end, the venue clock decides what is left."""
     engine = LinkEngine(cameras, rules)
     linked: dict[str, set[str]] = {}
     verdicts: dict[str, Verdict] = {}
+    pruned = -math.inf
 
-    def collect(now: float) -> None:
+    def collect(now: float | None) -> None:
+        nonlocal pruned
+        if engine.watermark - pruned > 300:
+            engine.prune(engine.watermark)
+            pruned = engine.watermark
         for decision in engine.decide(now):
             verdicts[decision.capture_key] = decision.verdict
             if decision.verdict is Verdict.MATCHED:
@@ -245,7 +269,7 @@ def play(
         if arrival is None:
             continue
         while next_tick <= arrival.at:
-            collect(next_tick)
+            collect(None)
             next_tick += tick
         if arrival.kind == "tap":
             assert arrival.tap is not None

@@ -109,6 +109,47 @@ async def test_concurrent_resends_store_the_batch_once(location: Location) -> No
     assert await stored_pings(location, ann) == before + 50
 
 
+async def test_batches_of_many_streams_at_once_are_each_stored_once(location: Location) -> None:
+    """Batches arriving together are written together: every one acked for
+    itself, with its own rejects, stored once, resends answered as such."""
+    ann, bob = await location.guest(), await location.guest(tracking=False)
+    await known(location, ann, bob)
+    tokens = [location.gateway] + [
+        (await location.reader_device("lantern-bay-park"))[1] for _ in range(2)
+    ]
+    before = await stored_pings(location, ann)
+    t = now_ms()
+
+    def batches(device: int) -> list[pb.PingBatch]:
+        made = [
+            make_batch(
+                f"many-{device}-{i}",
+                [(ann.band_uid, QUEUE_READER_A, t + i, -50)] * 20
+                + [
+                    (bob.band_uid, QUEUE_READER_B, t + i, -50),
+                    ("NO-SUCH-BAND", OTHER_READER, t, -50),
+                ],
+            )
+            for i in range(8)
+        ]
+        # The first device resends its first batch at the end of its stream.
+        return made + made[:1] if device == 0 else made
+
+    sent = await asyncio.gather(*(location.send(batches(d), tok) for d, tok in enumerate(tokens)))
+    for device, acks in enumerate(sent):
+        fresh = [a for a in acks if a.outcome == ACCEPTED]
+        assert sorted(a.batch_id for a in fresh) == sorted(f"many-{device}-{i}" for i in range(8))
+        for ack in acks:
+            assert ack.accepted_count == 21
+            assert [(r.row_index, r.reason) for r in ack.rejected] == [
+                (21, pb.PING_REJECT_REASON_UNKNOWN_BAND)
+            ]
+    assert [a.outcome for a in sent[0]].count(DUPLICATE) == 1
+    # Ann's reads of 24 batches, once each; Bob's (tracking off) never.
+    assert await stored_pings(location, ann) == before + 3 * 8 * 20
+    await location.placed_in(ann.guest_id, QUEUE_ZONE)
+
+
 async def test_bad_rows_are_rejected_with_their_reason_and_the_rest_stored(
     location: Location,
 ) -> None:

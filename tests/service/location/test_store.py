@@ -93,6 +93,34 @@ async def test_a_batch_is_stored_once_per_device(pool: asyncpg.Pool) -> None:
     assert await store.stored_ack(device, "b-1") == b"first ack"
 
 
+async def test_a_group_stores_only_its_new_batches_and_answers_resends_with_their_ack(
+    pool: asyncpg.Pool,
+) -> None:
+    store = LocationStore(pool, "unused")
+    await PingLog(store, timedelta(hours=48)).maintain(NOW)
+    one, two = str(uuid.uuid4()), str(uuid.uuid4()).upper()
+    await store.store_batch(
+        one, "b-1", b"first ack", [], NOW, lambda _: payload([(NOW, 1, 1, -50)])
+    )
+    asked: list[list[bool]] = []
+
+    def rows(first: list[bool], _: dict[str, int]) -> bytes:
+        asked.append(first)
+        # Only the batches claimed here: one row each.
+        return payload([(NOW, 2, i, -60) for i, f in enumerate(first) if f])
+
+    group = await store.store_batches(
+        [(one, "b-2", b"ack 2"), (one, "b-1", b"resent"), (two, "b-1", b"ack 3")], [], NOW, rows
+    )
+    assert group.first == [True, False, True] == asked[0]
+    # The resend answers with the ack stored first; a device id in any case is one device.
+    assert group.acks == [b"ack 2", b"first ack", b"ack 3"]
+    assert await pool.fetchval("SELECT count(*) FROM pings") == 3
+    again = await store.store_batches([(two.lower(), "b-1", b"x")], [], NOW, rows)
+    assert (again.first, again.acks) == ([False], [b"ack 3"])
+    assert await pool.fetchval("SELECT count(*) FROM pings") == 3
+
+
 async def test_new_guests_get_tracks_in_the_batch_transaction(pool: asyncpg.Pool) -> None:
     store = LocationStore(pool, "unused")
     await PingLog(store, timedelta(hours=48)).maintain(NOW)

@@ -2,20 +2,25 @@
 by a ride scanner reach photo through access's stream and link the ride
 photo; purchases are charged to the party's wallet through access, once per
 idempotency key, declined when the wallet cannot pay, refunded when the party
-says a bought photo is not them."""
+says a bought photo is not them or when the service takes the photo back."""
 
 from __future__ import annotations
 
 import functools
 import uuid
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
+from services.photo.records import PURCHASE_REFUNDED
+from services.photo.upkeep import upkeep_once
+from services.platform.validation import to_timestamp
 from tests.service.photo.conftest import (
     CURRENCY,
+    PHOTOGRAPHER,
     RIDE_CAMERA,
     RIDE_DELAY,
+    SPOT,
     Member,
     Photo,
     capture,
@@ -186,3 +191,54 @@ async def test_purchase_bad_input_and_callers_charge_nothing(photo: Photo) -> No
     assert await photo.balance(ann) == 5000
     [mine] = await photo.photos_of(ann)
     assert not mine.purchased
+
+
+async def test_a_photo_bought_through_a_link_later_taken_back_is_refunded_once(
+    photo: Photo,
+) -> None:
+    """A photographer's device sends its photos in batches: Ann's session took
+    a photo that belonged to Bob, whose tap arrived later, and Ann bought it
+    meanwhile. When the late tap takes the photo back (superseded), Ann gets
+    her money back through the wallet, once however often upkeep runs."""
+    t0 = slot()
+    ann = await photo.member()
+    bob = await photo.member()
+    auth = await photo.device(PHOTOGRAPHER, SPOT)
+
+    async def tap(band: str, at: datetime) -> None:
+        await photo.stub.PhotographerTap(
+            pb.PhotographerTapRequest(
+                band_uid=band, tapped_at=to_timestamp(at), idempotency_key=uuid.uuid4().hex
+            ),
+            metadata=auth,
+        )
+
+    await tap(ann.band_uid, t0)
+    shot = await photo.ingest(capture(SPOT, t0 + timedelta(seconds=70)), camera=SPOT)
+    photo_id = shot.acks[0].photo_id
+    await photo.until(lambda: photo.photos_of(ann))
+    await photo.top_up(ann, 5000)
+    price = (await prices(photo, ann)).photo_price
+    bought = await photo.stub.PurchasePhoto(
+        pb.PurchasePhotoRequest(
+            photo_id=photo_id, expected_price=price, idempotency_key=uuid.uuid4().hex
+        ),
+        metadata=ann.auth,
+    )
+    assert bought.purchase.result == pb.PURCHASE_RESULT_APPROVED
+    assert await photo.balance(ann) == 5000 - price.minor_units
+    await tap(bob.band_uid, t0 + timedelta(seconds=50))
+    assert [p.photo_id for p in await photo.photos_of(bob)] == [photo_id]
+    assert await photo.photos_of(ann) == []
+    parts = photo.parts
+    clock = photo.running.runtime.settings.clock
+    for _ in range(2):
+        await upkeep_once(parts.store, parts.purchases, parts.catalog, clock)
+        assert await photo.balance(ann) == 5000
+    state = await photo.db.fetchval(
+        "SELECT state FROM photo.purchases WHERE purchase_id = $1",
+        uuid.UUID(bought.purchase.purchase_id),
+    )
+    assert state == PURCHASE_REFUNDED
+    # Bob did not pay for it, and nothing of his was refunded.
+    assert await photo.balance(bob) == 0

@@ -105,7 +105,9 @@ async def run_day(args: argparse.Namespace) -> int:
         f"{allowance:.0f} s; logs in {suite.log_dir}"
     )
     began = time.monotonic()
-    await suite.start()
+    # Each service gets the whole start-up allowance to answer its health check:
+    # on a loaded machine one service can take longer than the default minute.
+    await suite.start(timeout=max(60.0, allowance))
     suite_start = time.monotonic() - began
     try:
         remember_day(data_dir, venue, day)

@@ -27,6 +27,18 @@ class GuestRecord:
 
 
 @dataclass(frozen=True)
+class NewMember:
+    """One member of a party the desk registers at once, already checked."""
+
+    display_name: str
+    height_cm: int
+    consent: Consent
+    role: int
+    # "" when the member gets no band yet.
+    band_uid: str
+
+
+@dataclass(frozen=True)
 class PartyRecord:
     party_id: str
     name: str

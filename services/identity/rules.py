@@ -13,6 +13,9 @@ BAND_UID = re.compile(r"^[0-9A-Za-z:_-]{4,64}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
+# Members one RegisterParty call may bring (a family or a small group; larger
+# groups register as several parties).
+MAX_PARTY_REGISTRATION = 20
 
 # Token lifetimes in wall-clock seconds (security runs on real time, not venue time).
 TOKEN_LIFETIME = {

@@ -21,7 +21,7 @@ from services.identity import messages, passwords, rules
 from services.identity.band_cache import BandCache
 from services.identity.event_payloads import consent_pb
 from services.identity.login_limiter import LoginLimiter
-from services.identity.records import Consent, GuestRecord
+from services.identity.records import Consent, GuestRecord, NewMember
 from services.identity.store import (
     ADULT,
     CHILD,
@@ -63,6 +63,40 @@ def _idem(method: str, key: str, request: Any) -> Idem:
 
 def _consent(message: pb.Consent) -> Consent:
     return Consent(message.location_tracking, message.personalized_nudges, message.photo_linking)
+
+
+def _new_members(entries: Any) -> list[NewMember]:
+    """Every member checked before anything is written; errors name the member."""
+    if not entries:
+        raise InvalidArgument("members", "required: the founding adult at least")
+    if len(entries) > rules.MAX_PARTY_REGISTRATION:
+        raise InvalidArgument("members", f"at most {rules.MAX_PARTY_REGISTRATION}")
+    out: list[NewMember] = []
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        field = f"members[{i}]"
+        if entry.role not in (ADULT, CHILD):
+            raise InvalidArgument(f"{field}.role", "PARTY_ROLE_ADULT or PARTY_ROLE_CHILD")
+        if i == 0 and entry.role != ADULT:
+            raise InvalidArgument(f"{field}.role", "the first member founds the party: an adult")
+        uid = ""
+        if entry.band_uid:
+            uid = rules.band_uid(entry.band_uid, f"{field}.band_uid")
+            if uid in first:
+                raise InvalidArgument(f"{field}.band_uid", f"the band of members[{first[uid]}]")
+            first[uid] = i
+        out.append(
+            NewMember(
+                display_name=validation.text(
+                    entry.display_name, f"{field}.display_name", max_len=100
+                ),
+                height_cm=rules.height(entry.height_cm, f"{field}.height_cm"),
+                consent=_consent(entry.consent),
+                role=entry.role,
+                band_uid=uid,
+            )
+        )
+    return out
 
 
 # Guests per RegisterGuests call: one transaction the desk can wait for.
@@ -300,6 +334,33 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             idem, pb.AddChildResponse.FromString, lambda r: r.SerializeToString(), work
         )
         self._hub.poke()
+        return reply
+
+    async def RegisterParty(
+        self, request: pb.RegisterPartyRequest, context: Context
+    ) -> pb.RegisterPartyResponse:
+        members = _new_members(request.members)
+        idem = _idem("RegisterParty", request.idempotency_key, request)
+
+        async def work(conn: Any) -> pb.RegisterPartyResponse:
+            guests, bands = await self._store.register_party(conn, members, self._clock.now())
+            return pb.RegisterPartyResponse(
+                guests=[messages.guest_pb(g) for g in guests],
+                bands=[messages.band_pb(b) for b in bands],
+            )
+
+        try:
+            reply = await self._store.idempotent(
+                idem, pb.RegisterPartyResponse.FromString, lambda r: r.SerializeToString(), work
+            )
+        except asyncpg.UniqueViolationError:
+            # Another call linked one of these bands since the check.
+            raise FailedPrecondition(
+                "a band of this party is already linked; deactivate it first",
+                reason="BAND_IN_USE",
+                subject="members",
+            ) from None
+        self._after_write(uids=tuple(m.band_uid for m in members if m.band_uid))
         return reply
 
     async def CreatePartyInvite(

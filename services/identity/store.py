@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -17,6 +17,7 @@ from services.identity.records import (
     Consent,
     DeviceRecord,
     GuestRecord,
+    NewMember,
     PartyRecord,
     ResolvedBand,
     StaffRecord,
@@ -495,6 +496,93 @@ class IdentityStore:
         payload = ev.band_linked(band_id, uid, guest.guest_id, guest.party_id)
         await self._event(conn, "band_linked", payload, at, guest.guest_id)
         return _band(row)
+
+    async def register_party(
+        self, conn: asyncpg.Connection, members: list[NewMember], at: datetime
+    ) -> tuple[list[GuestRecord], list[BandRecord]]:
+        """A new party with its members and their bands, in one transaction: the
+        events are those of CreateGuest, AddChild and LinkBand one by one, with a
+        single party_changed once everyone is in."""
+        uids = [m.band_uid for m in members if m.band_uid]
+        if uids:
+            taken = await conn.fetchval(
+                "SELECT band_uid FROM bands WHERE band_uid = ANY($1::text[]) AND status = $2 "
+                "LIMIT 1",
+                uids,
+                BAND_ACTIVE,
+            )
+            if taken is not None:
+                raise FailedPrecondition(
+                    "a band of this party is already linked; deactivate it first",
+                    reason="BAND_IN_USE",
+                    subject=f"members[{uids.index(taken)}].band_uid",
+                )
+        party_id = str(uuid.uuid4())
+        await conn.execute(
+            "INSERT INTO parties (party_id, name, created_at) VALUES ($1, $2, $3)",
+            party_id,
+            f"{members[0].display_name}'s party",
+            at,
+        )
+        guest_ids = [str(uuid.uuid4()) for _ in members]
+        # Distinct creation times keep the members in the desk's order wherever
+        # a party is listed by creation (the founder first).
+        times = [at + timedelta(microseconds=i) for i in range(len(members))]
+        rows = await conn.fetch(
+            f"INSERT INTO guests (guest_id, party_id, role, display_name, height_cm, "
+            f"consent_location, consent_nudges, consent_photos, created_at) "
+            f"SELECT g, $2::uuid, r, n, h, cl, cn, cp, t FROM unnest($1::uuid[], $3::int[], "
+            f"$4::text[], $5::int[], $6::bool[], $7::bool[], $8::bool[], $9::timestamptz[]) "
+            f"AS u(g, r, n, h, cl, cn, cp, t) RETURNING {_GUEST_COLUMNS}",
+            guest_ids,
+            party_id,
+            [m.role for m in members],
+            [m.display_name for m in members],
+            [m.height_cm for m in members],
+            [m.consent.location_tracking for m in members],
+            [m.consent.personalized_nudges for m in members],
+            [m.consent.photo_linking for m in members],
+            times,
+        )
+        by_id = {str(r["guest_id"]): _guest(r) for r in rows}
+        guests = [by_id[g] for g in guest_ids]
+        # The party's events in one round trip: each guest_created, then the one
+        # party_changed naming everyone, then each band_linked.
+        rows_out: list[tuple[str, str, bytes, datetime]] = [
+            ("guest_created", g.guest_id, ev.guest_created(g), at) for g in guests
+        ]
+        rows_out.append(("party_changed", party_id, ev.party_changed(party_id, guest_ids, []), at))
+        bands = [
+            BandRecord(
+                band_id=str(uuid.uuid4()),
+                band_uid=member.band_uid,
+                guest_id=guest.guest_id,
+                party_id=party_id,
+                status=BAND_ACTIVE,
+                deactivation_reason=0,
+                linked_at=at,
+                deactivated_at=None,
+            )
+            for guest, member in zip(guests, members, strict=True)
+            if member.band_uid
+        ]
+        if bands:
+            await conn.executemany(
+                "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [(b.band_id, b.band_uid, b.guest_id, b.status, b.linked_at) for b in bands],
+            )
+        rows_out += [
+            (
+                "band_linked",
+                b.guest_id,
+                ev.band_linked(b.band_id, b.band_uid, b.guest_id, party_id),
+                at,
+            )
+            for b in bands
+        ]
+        await events.append_many(conn, SCHEMA, rows_out)
+        return guests, bands
 
     async def resolve_band(self, uid: str) -> ResolvedBand | None:
         row = await self._pool.fetchrow(

@@ -105,10 +105,10 @@ class BookingDesk:
 
     async def party_of(self, guest_ids: list[str], caller_party: str | None) -> str:
         """The one party all `guest_ids` belong to (and the caller's, for a guest)."""
-        await self.parties.wait_for(guest_ids, 1.0)
+        found = await self.parties.resolve(guest_ids)
         parties = set()
         for guest_id in guest_ids:
-            party = self.parties.party_of(guest_id)
+            party = found[guest_id]
             if party is None:
                 raise NotFound("guest", guest_id)
             parties.add(party)

@@ -59,6 +59,12 @@ VENUE_KINDS = {
     AccessPointKind.RIDE_BOARDING: TapKind.BOARDING,
 }
 FORECAST_EVERY = 60.0
+# A forecast of 15-minute slots is published again (on the stream, for routing's
+# optimizer and the itinerary) at most this often, in venue seconds, unless the
+# line's status changed meanwhile: projecting every line to closing once a venue
+# minute was most of the service's CPU at a fast venue clock, for slots that
+# hardly move in a minute.
+FORECAST_PUBLISH_EVERY = 300.0
 # Forecasts recomputed per tick at most (spreads the work over ticks).
 FORECASTS_PER_TICK = 6
 
@@ -105,7 +111,8 @@ class LiveTwin:
         self._updated: dict[str, float] = {}
         self._tip: dict[str, pb.AttractionWait] = {}
         self._forecasts: dict[str, tuple[float, int, int, list[SlotForecast]]] = {}
-        self._published_forecasts: dict[str, tuple[float, dict[float, float]]] = {}
+        # attraction -> (when, status version, slot start -> wait) last published.
+        self._published_forecasts: dict[str, tuple[float, int, dict[float, float]]] = {}
         # What the metrics report (read from the exporter's thread: plain
         # values, replaced whole): posted seconds, forecast minutes by horizon.
         self.posted_gauge: dict[str, float | None] = {}
@@ -398,14 +405,21 @@ class LiveTwin:
             attraction = self.attractions[self._forecast_cursor % count]
             self._forecast_cursor += 1
             published = self._published_forecasts.get(attraction)
-            if published is not None and t - published[0] < FORECAST_EVERY:
+            status_version = self.twin.status_version(attraction)
+            if (
+                published is not None
+                and t - published[0] < FORECAST_PUBLISH_EVERY
+                and published[1] == status_version
+            ):
                 continue
             slots = self.forecast(attraction, t)
             self.forecast_gauge[attraction] = forecast_horizons(slots, t)
             waits = {s.start: s.wait for s in slots}
-            if published is not None and not _moved(published[1], waits):
+            if published is not None and not _moved(published[2], waits):
+                # Checked: look again in a while, against what subscribers hold.
+                self._published_forecasts[attraction] = (t, status_version, published[2])
                 continue
-            self._published_forecasts[attraction] = (t, waits)
+            self._published_forecasts[attraction] = (t, status_version, waits)
             message = pb.ForecastChanged(forecast=forecast_message(attraction, slots, t))
             payload = pb.WatchQueueEventsResponse(forecast_changed=message).SerializeToString()
             events.append((FORECAST_CHANGED, attraction, payload, instant(t)))

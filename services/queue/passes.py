@@ -15,7 +15,13 @@ import contextlib
 import logging
 
 from services.queue.access_client import AccessClient, AccessRefused, AccessUnavailable
-from services.queue.store import PASS_TO_ISSUE, PASS_TO_REVOKE, PASS_TO_UPDATE, QueueStore
+from services.queue.store import (
+    PASS_TO_ISSUE,
+    PASS_TO_REVOKE,
+    PASS_TO_UPDATE,
+    PendingPass,
+    QueueStore,
+)
 
 log = logging.getLogger("venue.queue.passes")
 
@@ -31,34 +37,41 @@ class PassKeeper:
         self._wake.set()
 
     async def sync(self, booking_id: str | None = None, limit: int = 50) -> bool:
-        """Write what is pending (of one booking, or any). False if access is down."""
-        for p in await self._store.pending_passes(limit, booking_id):
-            try:
-                if p.pass_state == PASS_TO_ISSUE:
-                    entitlement_id = await self._access.issue(p)
-                    await self._store.pass_done(
-                        p.booking_id, p.guest_id, p.pass_state, entitlement_id
-                    )
-                elif p.pass_state == PASS_TO_UPDATE:
-                    await self._access.send_window(p)
-                    await self._store.pass_done(p.booking_id, p.guest_id, p.pass_state, None)
-                elif p.pass_state == PASS_TO_REVOKE:
-                    await self._access.revoke(p)
-                    await self._store.pass_done(p.booking_id, p.guest_id, p.pass_state, None)
-            except AccessUnavailable as err:
-                await self._store.pass_failed(p.booking_id, p.guest_id, refused=False)
-                log.info("access unavailable; pass stays pending", extra={"code": str(err)})
+        """Write what is pending (of one booking, or any). False if access is down.
+
+        One booking's passes (a guest each) go to access at once: the guest who
+        booked is waiting for the reply. The keeper's catch-up goes one by one and
+        stops at the first sign access is down."""
+        pending = await self._store.pending_passes(limit, booking_id)
+        if booking_id is not None:
+            return all(await asyncio.gather(*(self._write(p) for p in pending)))
+        for p in pending:
+            if not await self._write(p):
                 return False
-            except AccessRefused as err:
-                await self._store.pass_failed(p.booking_id, p.guest_id, refused=True)
-                log.warning(
-                    "access refused a pass",
-                    extra={
-                        "booking_id": p.booking_id,
-                        "guest_id": p.guest_id,
-                        "code": err.code.name,
-                    },
-                )
+        return True
+
+    async def _write(self, p: PendingPass) -> bool:
+        """One pass write; False when access is down (the pass stays pending)."""
+        try:
+            if p.pass_state == PASS_TO_ISSUE:
+                entitlement_id = await self._access.issue(p)
+                await self._store.pass_done(p.booking_id, p.guest_id, p.pass_state, entitlement_id)
+            elif p.pass_state == PASS_TO_UPDATE:
+                await self._access.send_window(p)
+                await self._store.pass_done(p.booking_id, p.guest_id, p.pass_state, None)
+            elif p.pass_state == PASS_TO_REVOKE:
+                await self._access.revoke(p)
+                await self._store.pass_done(p.booking_id, p.guest_id, p.pass_state, None)
+        except AccessUnavailable as err:
+            await self._store.pass_failed(p.booking_id, p.guest_id, refused=False)
+            log.info("access unavailable; pass stays pending", extra={"code": str(err)})
+            return False
+        except AccessRefused as err:
+            await self._store.pass_failed(p.booking_id, p.guest_id, refused=True)
+            log.warning(
+                "access refused a pass",
+                extra={"booking_id": p.booking_id, "guest_id": p.guest_id, "code": err.code.name},
+            )
         return True
 
     async def run(self) -> None:

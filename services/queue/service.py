@@ -27,6 +27,7 @@ from services.queue.feeds import (
     location_feed,
     location_handler,
 )
+from services.queue.identity_client import IdentityClient
 from services.queue.live import LiveTwin
 from services.queue.parties import PartyDirectory
 from services.queue.passes import PassKeeper
@@ -93,7 +94,7 @@ async def build(runtime: Runtime) -> QueueApp:
     live = LiveTwin(twin, lines, store, runtime.hub, settings.clock)
     access = AccessClient(runtime.clients.channel("access"))
     passes = PassKeeper(store, access)
-    parties = PartyDirectory()
+    parties = PartyDirectory(IdentityClient(runtime.clients.channel("identity")).party_of)
     desk = BookingDesk(store, live, lines, parties, access, passes)
     observe_waits(live.posted_gauge, live.forecast_gauge)
     restored = await live.restore()

@@ -41,12 +41,12 @@ def _tables(
         for j, service in enumerate(services):
             subsets = layer[((layer >> j) & 1) == 0]
             arrive = times[subsets] + walk[:, j]
-            # Only the (subset, last) pairs that exist: about half of them.
-            known = np.isfinite(arrive)
-            ends = np.full(arrive.shape, INF)
-            ends[known] = service.finish_many(arrive[known])
-            best = ends.argmin(axis=1)
-            finish = ends[np.arange(len(subsets)), best]
+            # The earliest finish never decreases with the arrival (first in, first
+            # out), so the best task before j is the one that gets there first: one
+            # finish per subset instead of one per (subset, last) pair. An
+            # impossible pair arrives at infinity, and finishes there.
+            best = arrive.argmin(axis=1)
+            finish = service.finish_many(arrive[np.arange(len(subsets)), best])
             finish[finish > deadline[j]] = INF
             grown = subsets | (1 << j)
             times[grown, j] = finish

@@ -160,6 +160,21 @@ class CostModel:
             self._rows[source] = row
         return row
 
+    def rows(self, sources: Sequence[int]) -> list[Row]:
+        """Rows of many sources; the missing ones in one solver call (a plan asks for
+        a row per stop, and one call per row costs more in overhead than in search)."""
+        missing = sorted({s for s in sources if s not in self._rows})
+        if len(missing) == 1:
+            self.row(missing[0])
+        elif missing:
+            seconds, preds = dijkstra(
+                self._csr, directed=True, indices=missing, return_predecessors=True
+            )
+            with self._lock:
+                for i, source in enumerate(missing):
+                    self._rows[source] = Row(source, seconds[i], preds[i])
+        return [self._rows[s] for s in sources]
+
     def seconds(self, source: int, target: int) -> float:
         return float(self.row(source).seconds[target])
 
@@ -180,10 +195,13 @@ class ModelCache:
     """Cost models by (step-free, speed, crowd version), least recently used dropped.
 
     Guests walk at their own speeds and crowd versions move on, so the number of
-    distinct models is bounded here rather than by the callers.
+    distinct models is bounded here rather than by the callers. A park day has a
+    few thousand parties each at its own pace replanning through the day: room for
+    a good share of them keeps their rows from being solved again and again (a model
+    with a few dozen rows is a few hundred kB).
     """
 
-    def __init__(self, capacity: int = 24) -> None:
+    def __init__(self, capacity: int = 128) -> None:
         self._capacity = capacity
         self._models: OrderedDict[ModelKey, CostModel] = OrderedDict()
         self._pinned: dict[ModelKey, CostModel] = {}

@@ -256,9 +256,11 @@ class Router:
         size = len(nodes)
         matrix = np.full((size, size), np.inf)
         columns = np.array([index.get(n, 0) for n in nodes], dtype=np.int64)
-        for i, node in enumerate(nodes):
-            if present[i]:
-                matrix[i] = model.row(index[node]).seconds[columns]
+        rows = model.rows([index[n] for n, ok in zip(nodes, present, strict=True) if ok])
+        found = iter(rows)
+        for i, ok in enumerate(present):
+            if ok:
+                matrix[i] = next(found).seconds[columns]
         for j, ok in enumerate(present):
             if not ok:
                 matrix[:, j] = np.inf

@@ -1,11 +1,12 @@
 """The ticket desk (and the online shop before it): each party is registered a
 little before it arrives, as a desk clerk with a DESK staff token would do it.
 
-For every party: the first adult founds the party, the other adults join it and
-the children are added; every member's band is linked and, where the venue has
-gates, gets a ticket for today; the party's wallet is topped up and its PIN set;
-a hotel party gets its room key; and an app party's lead adult receives a one-time
-link code that signs the app in. Every write carries an idempotency key.
+For every party: the party is registered in one call (the first adult founds it,
+the other adults and the children join it, every member's band is linked) and,
+where the venue has gates, every member gets a ticket for today; the party's
+wallet is topped up and its PIN set; a hotel party gets its room key; and an app
+party's lead adult receives a one-time link code that signs the app in. Every
+write carries an idempotency key.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from venue.identity.v1 import identity_pb2 as ipb
 
 # Parties buy their tickets online days ahead: from the moment the suite is up the
 # desk (the online shop) works through them in order of arrival as fast as the
-# suite lets it, this many parties at a time. Identity's writes are the
-# bottleneck; more in flight only queues at its connection pool.
+# suite lets it, this many parties at a time. Identity's and access's writes are
+# the bottleneck; more in flight only queues at their connection pools.
 CONCURRENCY = 32
 
 
@@ -92,21 +93,30 @@ class Desk:
                 party.extra["desk_failed"] = True
 
     async def register(self, party: Party) -> bool:
-        lead = party.members[0]
-        created = await self._guest(lead, party_id="")
-        if created is None:
+        """The party, its members and their bands in one identity call (as a
+        desk sells a family its bands), then tickets, wallet, room and app."""
+        reply = await self.call(
+            "identity.RegisterParty",
+            self.stubs.identity.RegisterParty,
+            ipb.RegisterPartyRequest(
+                members=[_registration(m) for m in party.members],
+                idempotency_key=self._key(f"party:{party.index}"),
+            ),
+            self.token,
+        )
+        if reply is None:
             return False
-        party.party_id = created.party_id
-        lead.guest_id = created.guest_id
-        self.guest_index[lead.guest_id] = lead.index
-        rest = await asyncio.gather(*(self._member(party, m) for m in party.members[1:]))
-        if not all(rest):
-            return False
-        # Bands and tickets let the party in; without a wallet or an app they come
-        # anyway (the failed calls are in the report).
-        needed = [self._band(m) for m in party.members]
-        if self.sells_tickets and "access" in self.services:
-            needed += [self._ticket(m) for m in party.members]
+        party.party_id = reply.guests[0].party_id
+        for member, guest in zip(party.members, reply.guests, strict=True):
+            member.guest_id = guest.guest_id
+            self.guest_index[member.guest_id] = member.index
+        # Tickets let the party in; without a wallet or an app they come anyway
+        # (the failed calls are in the report).
+        needed = (
+            [self._ticket(m) for m in party.members]
+            if self.sells_tickets and "access" in self.services
+            else []
+        )
         extras = []
         if "access" in self.services:
             extras.append(self._wallet(party))
@@ -120,60 +130,6 @@ class Desk:
 
     def _key(self, what: str) -> str:
         return f"desk:{self.run}:{what}"[:128]
-
-    async def _guest(self, member: Member, party_id: str) -> ipb.Guest | None:
-        reply = await self.call(
-            "identity.CreateGuest",
-            self.stubs.identity.CreateGuest,
-            ipb.CreateGuestRequest(
-                display_name=member.name,
-                height_cm=member.height_cm,
-                consent=_consent(member),
-                party_id=party_id,
-                idempotency_key=self._key(f"guest:{member.index}"),
-            ),
-            self.token,
-        )
-        return reply.guest if reply is not None else None
-
-    async def _member(self, party: Party, member: Member) -> bool:
-        if member.adult:
-            guest = await self._guest(member, party.party_id)
-            if guest is None:
-                return False
-            member.guest_id = guest.guest_id
-            self.guest_index[member.guest_id] = member.index
-            return True
-        reply = await self.call(
-            "identity.AddChild",
-            self.stubs.identity.AddChild,
-            ipb.AddChildRequest(
-                party_id=party.party_id,
-                display_name=member.name,
-                height_cm=member.height_cm,
-                consent=_consent(member),
-                idempotency_key=self._key(f"child:{member.index}"),
-            ),
-            self.token,
-        )
-        if reply is None:
-            return False
-        member.guest_id = reply.guest.guest_id
-        self.guest_index[member.guest_id] = member.index
-        return True
-
-    async def _band(self, member: Member) -> bool:
-        reply = await self.call(
-            "identity.LinkBand",
-            self.stubs.identity.LinkBand,
-            ipb.LinkBandRequest(
-                guest_id=member.guest_id,
-                band_uid=member.band_uid,
-                idempotency_key=self._key(f"band:{member.index}"),
-            ),
-            self.token,
-        )
-        return reply is not None
 
     async def _ticket(self, member: Member) -> bool:
         day = self.frame.day
@@ -266,6 +222,16 @@ class Desk:
             return False
         party.app_token = reply.access_token
         return True
+
+
+def _registration(member: Member) -> ipb.PartyMemberRegistration:
+    return ipb.PartyMemberRegistration(
+        display_name=member.name,
+        height_cm=member.height_cm,
+        consent=_consent(member),
+        role=ipb.PARTY_ROLE_ADULT if member.adult else ipb.PARTY_ROLE_CHILD,
+        band_uid=member.band_uid,
+    )
 
 
 def _consent(member: Member) -> ipb.Consent:

@@ -9,9 +9,9 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -21,7 +21,7 @@ from services.identity import messages, passwords, rules
 from services.identity.band_cache import BandCache
 from services.identity.event_payloads import consent_pb
 from services.identity.login_limiter import LoginLimiter
-from services.identity.records import Consent, GuestRecord, NewMember
+from services.identity.records import BandRecord, Consent, GuestRecord, NewMember
 from services.identity.store import (
     ADULT,
     CHILD,
@@ -47,6 +47,10 @@ from venue.identity.v1 import identity_pb2 as pb
 from venue.identity.v1 import identity_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+# The replies of the desk's bulk registrations (guests and their bands).
+_Registered = TypeVar("_Registered", pb.RegisterGuestsResponse, pb.RegisterPartyResponse)
 
 
 def _hash(secret: str) -> bytes:
@@ -255,28 +259,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.RegisterGuestsRequest, context: Context
     ) -> pb.RegisterGuestsResponse:
         entries = _registrations(request.guests)
-        idem = _idem("RegisterGuests", request.idempotency_key, request)
-
-        async def work(conn: Any) -> pb.RegisterGuestsResponse:
-            guests, bands = await self._store.register_guests(conn, entries, self._clock.now())
-            return pb.RegisterGuestsResponse(
-                guests=[messages.guest_pb(g) for g in guests],
-                bands=[messages.band_pb(b) for b in bands],
-            )
-
-        try:
-            reply = await self._store.idempotent(
-                idem, pb.RegisterGuestsResponse.FromString, lambda r: r.SerializeToString(), work
-            )
-        except asyncpg.UniqueViolationError:
-            # Another call linked one of these bands since the check.
-            raise FailedPrecondition(
-                "a band of this request is already linked; deactivate it first",
-                reason="BAND_IN_USE",
-                subject="guests",
-            ) from None
-        self._after_write(uids=tuple(e.band_uid for e in entries if e.band_uid))
-        return reply
+        return await self._register(
+            _idem("RegisterGuests", request.idempotency_key, request),
+            pb.RegisterGuestsResponse,
+            lambda conn: self._store.register_guests(conn, entries, self._clock.now()),
+            tuple(e.band_uid for e in entries if e.band_uid),
+            subject="guests",
+        )
 
     async def GetGuest(self, request: pb.GetGuestRequest, context: Context) -> pb.GetGuestResponse:
         guest = await self._guest_for(request.guest_id)
@@ -340,27 +329,45 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.RegisterPartyRequest, context: Context
     ) -> pb.RegisterPartyResponse:
         members = _new_members(request.members)
-        idem = _idem("RegisterParty", request.idempotency_key, request)
+        return await self._register(
+            _idem("RegisterParty", request.idempotency_key, request),
+            pb.RegisterPartyResponse,
+            lambda conn: self._store.register_party(conn, members, self._clock.now()),
+            tuple(m.band_uid for m in members if m.band_uid),
+            subject="members",
+        )
 
-        async def work(conn: Any) -> pb.RegisterPartyResponse:
-            guests, bands = await self._store.register_party(conn, members, self._clock.now())
-            return pb.RegisterPartyResponse(
+    async def _register(
+        self,
+        idem: Any,
+        response: type[_Registered],
+        write: Callable[[Any], Awaitable[tuple[list[GuestRecord], list[BandRecord]]]],
+        uids: tuple[str, ...],
+        *,
+        subject: str,
+    ) -> _Registered:
+        """The desk's bulk registrations: guests and bands written together,
+        answered once per idempotency key."""
+
+        async def work(conn: Any) -> _Registered:
+            guests, bands = await write(conn)
+            return response(
                 guests=[messages.guest_pb(g) for g in guests],
                 bands=[messages.band_pb(b) for b in bands],
             )
 
         try:
             reply = await self._store.idempotent(
-                idem, pb.RegisterPartyResponse.FromString, lambda r: r.SerializeToString(), work
+                idem, response.FromString, lambda r: r.SerializeToString(), work
             )
         except asyncpg.UniqueViolationError:
             # Another call linked one of these bands since the check.
             raise FailedPrecondition(
-                "a band of this party is already linked; deactivate it first",
+                "a band of this request is already linked; deactivate it first",
                 reason="BAND_IN_USE",
-                subject="members",
+                subject=subject,
             ) from None
-        self._after_write(uids=tuple(m.band_uid for m in members if m.band_uid))
+        self._after_write(uids=uids)
         return reply
 
     async def CreatePartyInvite(

@@ -115,6 +115,39 @@ class Idem:
     digest: bytes
 
 
+async def _refuse_worn_bands(conn: asyncpg.Connection, uids: list[str], field: str) -> None:
+    """FAILED_PRECONDITION naming the first entry whose band someone wears
+    (`field[i].band_uid`; the UID itself stays out of the error)."""
+    if not any(uids):
+        return
+    taken = await conn.fetchval(
+        "SELECT band_uid FROM bands WHERE band_uid = ANY($1::text[]) AND status = $2 LIMIT 1",
+        [u for u in uids if u],
+        BAND_ACTIVE,
+    )
+    if taken is not None:
+        raise FailedPrecondition(
+            "a band of this request is already linked; deactivate it first",
+            reason="BAND_IN_USE",
+            subject=f"{field}[{uids.index(taken)}].band_uid",
+        )
+
+
+async def _insert_bands(conn: asyncpg.Connection, bands: list[BandRecord], at: datetime) -> None:
+    """New active bands in one statement."""
+    if bands:
+        await conn.execute(
+            "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
+            "SELECT b, u, g, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) "
+            "AS t(b, u, g)",
+            [b.band_id for b in bands],
+            [b.band_uid for b in bands],
+            [b.guest_id for b in bands],
+            BAND_ACTIVE,
+            at,
+        )
+
+
 class IdentityStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -201,21 +234,7 @@ class IdentityStore:
         """Many desk guests, each founding a party and wearing their band, in a few
         round trips: rows in bulk, events in one append. The caller has checked
         that the UIDs are well formed and distinct."""
-        uids = [e.band_uid for e in entries if e.band_uid]
-        if uids:
-            taken = await conn.fetchval(
-                "SELECT band_uid FROM bands WHERE band_uid = ANY($1::text[]) AND status = $2 "
-                "LIMIT 1",
-                uids,
-                BAND_ACTIVE,
-            )
-            if taken is not None:
-                index = next(i for i, e in enumerate(entries) if e.band_uid == taken)
-                raise FailedPrecondition(
-                    "this band is already linked; deactivate it first",
-                    reason="BAND_IN_USE",
-                    subject=f"guests[{index}].band_uid",
-                )
+        await _refuse_worn_bands(conn, [e.band_uid for e in entries], "guests")
         guests: list[GuestRecord] = []
         bands: list[BandRecord] = []
         stream: list[tuple[str, str, bytes, datetime]] = []
@@ -273,17 +292,7 @@ class IdentityStore:
             [g.consent.photo_linking for g in guests],
             at,
         )
-        if bands:
-            await conn.execute(
-                "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
-                "SELECT b, u, g, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) "
-                "AS t(b, u, g)",
-                [b.band_id for b in bands],
-                [b.band_uid for b in bands],
-                [b.guest_id for b in bands],
-                BAND_ACTIVE,
-                at,
-            )
+        await _insert_bands(conn, bands, at)
         await events.append_many(conn, SCHEMA, stream)
         return guests, bands
 
@@ -503,20 +512,7 @@ class IdentityStore:
         """A new party with its members and their bands, in one transaction: the
         events are those of CreateGuest, AddChild and LinkBand one by one, with a
         single party_changed once everyone is in."""
-        uids = [m.band_uid for m in members if m.band_uid]
-        if uids:
-            taken = await conn.fetchval(
-                "SELECT band_uid FROM bands WHERE band_uid = ANY($1::text[]) AND status = $2 "
-                "LIMIT 1",
-                uids,
-                BAND_ACTIVE,
-            )
-            if taken is not None:
-                raise FailedPrecondition(
-                    "a band of this party is already linked; deactivate it first",
-                    reason="BAND_IN_USE",
-                    subject=f"members[{uids.index(taken)}].band_uid",
-                )
+        await _refuse_worn_bands(conn, [m.band_uid for m in members], "members")
         party_id = str(uuid.uuid4())
         await conn.execute(
             "INSERT INTO parties (party_id, name, created_at) VALUES ($1, $2, $3)",
@@ -566,12 +562,7 @@ class IdentityStore:
             for guest, member in zip(guests, members, strict=True)
             if member.band_uid
         ]
-        if bands:
-            await conn.executemany(
-                "INSERT INTO bands (band_id, band_uid, guest_id, status, linked_at) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                [(b.band_id, b.band_uid, b.guest_id, b.status, b.linked_at) for b in bands],
-            )
+        await _insert_bands(conn, bands, at)
         rows_out += [
             (
                 "band_linked",

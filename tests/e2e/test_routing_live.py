@@ -63,7 +63,9 @@ HUB = "n.hub.ring.00"
 # Three rides a few minutes' walk from the hub; the second one breaks down.
 RIDES = ["rocket-coaster", "nebula-mountain", "royal-carousel"]
 BROKEN = "nebula-mountain"
-DEADLINE_S = 20.0
+# Generous: the suite shares the machine with the rest of `make test`; a poll
+# that succeeds returns at once.
+DEADLINE_S = 60.0
 
 T = TypeVar("T")
 

@@ -23,6 +23,9 @@ TABLE: dict[str, Expectations] = {
     # The minute-by-minute occupancy roll-up and the wait sampler run on timers.
     "location": Expectations(frozenset({"stream_cursors", "occupancy_minutes"})),
     "queue": Expectations(frozenset({"stream_cursors", "wait_samples"})),
+    # Photo's guests mirror identity's stream (consent, party, erasure): the
+    # guests other tests register arrive there whenever identity's events do.
+    "photo": Expectations(frozenset({"stream_cursors", "guests"})),
 }
 
 

@@ -26,7 +26,6 @@ from services.identity.store import (
     ADULT,
     CHILD,
     REASON_REPLACED,
-    Idem,
     IdentityStore,
     Registration,
 )
@@ -40,6 +39,7 @@ from services.platform.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from services.platform.idempotency import Idem
 from services.platform.principal import Kind, Principal, caller
 from services.platform.tokens import Revocations, SigningKey
 from venue.common.v1 import common_pb2

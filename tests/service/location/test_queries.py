@@ -147,7 +147,11 @@ async def test_a_zone_counts_its_nested_zones(location: Location) -> None:
 
 
 async def test_occupancy_history_buckets_whole_minutes(location: Location) -> None:
-    start = datetime(2026, 7, 4, 10, 0, tzinfo=UTC)
+    # Yesterday 10:00: inside the 90 days of history location keeps (its upkeep
+    # deletes older minutes, and may run between the two pages).
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
     rows = [("zone.history", start + timedelta(minutes=m), float(m), m * 2, 500) for m in range(12)]
     await location.db.executemany(
         "INSERT INTO occupancy_minutes (zone_id, minute, mean_count, max_count, capacity) "

@@ -287,6 +287,15 @@ def _db_span(operation: str, schema: str) -> tuple[str, dict[str, str]]:
     )
 
 
+@dataclass(frozen=True)
+class TopUpWrite:
+    """A top-up inside a larger write (a party's set-up)."""
+
+    postings: Sequence[Posting]
+    amount_minor: int
+    reference: str
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
@@ -866,6 +875,43 @@ class AccessStore:
                 at,
             )
             return await self._wallet_in(conn, party_id)
+
+    async def set_up_party(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        party_id: str,
+        records: Sequence[EntitlementRecord],
+        currency: str,
+        top_up: TopUpWrite | None,
+        pin_hash: bytes | None,
+        at: datetime,
+    ) -> tuple[list[EntitlementRecord], str]:
+        """A party's visit set up in the caller's transaction: its entitlements
+        (each with its entitlement_changed event), the top-up and the PIN.
+        Returns the entitlements made and the top-up's ledger entry ("" if none)."""
+        created = [await self.create_entitlement(conn, record) for record in records]
+        entry_id = ""
+        if top_up is not None:
+            entry_id, _ = await self.top_up(
+                conn,
+                party_id=party_id,
+                currency=currency,
+                postings=top_up.postings,
+                amount_minor=top_up.amount_minor,
+                reference=top_up.reference,
+                at=at,
+            )
+        if pin_hash is not None:
+            await self._ensure_wallet(conn, party_id, currency, at)
+            await conn.execute(
+                "UPDATE wallets SET pin_hash = $2, pin_failures = 0, pin_locked = false, "
+                "version = version + 1, updated_at = $3 WHERE party_id = $1",
+                party_id,
+                pin_hash,
+                at,
+            )
+        return created, entry_id
 
     async def set_band_rule(
         self, party_id: str, rule: BandRule, currency: str, at: datetime

@@ -203,9 +203,22 @@ class Day:
             installer = Installer(
                 stubs, self.callers["ops"], self.venue, self.admin_token, gateways
             )
-            creds = await installer.install()
+            # The online shop sells tickets days ahead: the desk starts as soon as
+            # it has its credentials, while the devices are being installed.
+            creds = await installer.staff()
+            desk = Desk(
+                stubs,
+                self.callers["desk"],
+                self.venue,
+                self.frame,
+                creds.desk,
+                self.run_tag,
+                self.services,
+            )
+            desk_work = self.tasks.spawn(desk.run_day(self.parties))
+            await installer.devices()
             phases["install"] = time.monotonic() - began
-            result = await self._play(stubs, creds, phases, on_progress)
+            result = await self._play(stubs, creds, desk, desk_work, phases, on_progress)
         finally:
             await self.tasks.cancel()
             await stubs.close()
@@ -216,6 +229,8 @@ class Day:
         self,
         stubs: Stubs,
         creds: Credentials,
+        desk: Desk,
+        desk_work: asyncio.Task[None],
         phases: dict[str, float],
         on_progress: Callable[[Progress], None] | None,
     ) -> DayResult:
@@ -265,15 +280,6 @@ class Day:
         devices.clock_now = self.time.now
         apps.attach(world)
         self.world = world
-        desk = Desk(
-            stubs,
-            self.callers["desk"],
-            self.venue,
-            self.frame,
-            creds.desk,
-            self.run_tag,
-            self.services,
-        )
         observer = Observer(
             stubs,
             self.callers["ops"],
@@ -311,8 +317,6 @@ class Day:
         def over() -> bool:
             return world.done or self.stop_requested
 
-        self.phase = "registering guests"
-        desk_work = self.tasks.spawn(desk.run_day(self.parties))
         if readers is not None:
             readers.start()
         self.tasks.spawn(apps.run_tipboard(over))

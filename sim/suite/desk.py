@@ -14,6 +14,7 @@ an idempotency key.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from services.venue_model import AccessPointKind, Venue
@@ -30,8 +31,12 @@ from venue.identity.v1 import identity_pb2 as ipb
 # suite lets it, this many parties at a time. Identity's and access's writes are
 # the bottleneck; more in flight only queues at their connection pools.
 CONCURRENCY = 32
-# Parties taken together when their single adults are registered in one call.
-BATCH = 200
+# Parties registered together before their visits are set up; the single adults
+# among them are registered in one call.
+BATCH = 100
+# Wall seconds a batch's set-ups wait after its registrations, for access to hear
+# of the new guests on identity's stream (or else it asks identity about each).
+SETTLE_WALL_S = 0.5
 
 
 def wallet_budget_minor(venue: Venue, party: Party) -> int:
@@ -67,46 +72,41 @@ class Desk:
     async def run_day(self, parties: list[Party], concurrency: int = CONCURRENCY) -> None:
         """Register every party in order of arrival; cancelled when the day is over.
 
-        The parties of one party alone (a single adult) are registered in bulk, as
-        identity allows (RegisterGuests: each founds a party of one), a batch of
-        them at a time in order of arrival; every other party in one RegisterParty."""
+        A batch of parties at a time: first every party of the batch is registered
+        with identity (the parties of one adult alone in bulk, as identity allows:
+        RegisterGuests, each founding a party of one; every other party with one
+        RegisterParty), then, while the next batch is being registered, each party
+        of this one has its visit set up with access. By then access has heard of
+        the new guests on identity's stream and need not ask identity about them."""
         gate = asyncio.Semaphore(concurrency)
-        pending: set[asyncio.Task[None]] = set()
+        setting_up: set[asyncio.Task[None]] = set()
         ordered = sorted(parties, key=lambda p: p.arrive_s)
         try:
             for first in range(0, len(ordered), BATCH):
                 chunk = ordered[first : first + BATCH]
                 singles = [p for p in chunk if p.size == 1]
+                jobs: list[Awaitable[object]] = [
+                    self._register_party(p, gate) for p in chunk if p.size > 1
+                ]
                 if singles:
-                    await gate.acquire()
-                    task = asyncio.ensure_future(self._singles(singles, first, gate))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                for party in chunk:
-                    if party.size == 1:
-                        continue
-                    await gate.acquire()
-                    task = asyncio.ensure_future(self._one(party, gate))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-            if pending:
-                await asyncio.gather(*pending)
+                    jobs.append(self._singles(singles, first, gate))
+                await asyncio.gather(*jobs)
+                done = [p for p in chunk if p.party_id and not p.extra.get("desk_failed")]
+                task = asyncio.ensure_future(self._set_up_all(done, gate))
+                setting_up.add(task)
+                task.add_done_callback(setting_up.discard)
+            if setting_up:
+                await asyncio.gather(*setting_up)
         finally:
-            for task in list(pending):
+            for task in list(setting_up):
                 task.cancel()
 
-    async def _one(self, party: Party, gate: asyncio.Semaphore) -> None:
-        try:
-            registered = await self._register_party(party)
-            if registered:
-                await self._finish([party])
-            else:
-                self._failed(party)
-        finally:
-            gate.release()
+    async def _set_up_all(self, parties: list[Party], gate: asyncio.Semaphore) -> None:
+        await asyncio.sleep(SETTLE_WALL_S)
+        await asyncio.gather(*(self._finish_one(p, gate) for p in parties))
 
     async def _singles(self, parties: list[Party], first: int, gate: asyncio.Semaphore) -> None:
-        try:
+        async with gate:
             reply = await self.call(
                 "identity.RegisterGuests",
                 self.stubs.identity.RegisterGuests,
@@ -116,16 +116,12 @@ class Desk:
                 ),
                 self.token,
             )
-            if reply is None:
-                for party in parties:
-                    self._failed(party)
-                return
-            for party, guest in zip(parties, reply.guests, strict=True):
-                self._registered(party, [guest])
-        finally:
-            gate.release()
-        # Each single's set-up goes out on its own desk slot, as any party's.
-        await asyncio.gather(*(self._finish_one(p, gate) for p in parties))
+        if reply is None:
+            for party in parties:
+                self._failed(party)
+            return
+        for party, guest in zip(parties, reply.guests, strict=True):
+            self._registered(party, [guest])
 
     async def _finish_one(self, party: Party, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -157,24 +153,26 @@ class Desk:
             self.guest_index[member.guest_id] = member.index
 
     async def register(self, party: Party) -> bool:
-        """One party from start to finish (tests and a desk walk-up)."""
-        if not await self._register_party(party):
+        """One party from start to finish (a walk-up at the desk)."""
+        if not await self._register_party(party, asyncio.Semaphore(1)):
             return False
         return await self.set_up(party)
 
-    async def _register_party(self, party: Party) -> bool:
+    async def _register_party(self, party: Party, gate: asyncio.Semaphore) -> bool:
         """The party, its members and their bands in one identity call (as a
         desk sells a family its bands)."""
-        reply = await self.call(
-            "identity.RegisterParty",
-            self.stubs.identity.RegisterParty,
-            ipb.RegisterPartyRequest(
-                members=[_registration(m) for m in party.members],
-                idempotency_key=self._key(f"party:{party.index}"),
-            ),
-            self.token,
-        )
+        async with gate:
+            reply = await self.call(
+                "identity.RegisterParty",
+                self.stubs.identity.RegisterParty,
+                ipb.RegisterPartyRequest(
+                    members=[_registration(m) for m in party.members],
+                    idempotency_key=self._key(f"party:{party.index}"),
+                ),
+                self.token,
+            )
         if reply is None:
+            self._failed(party)
             return False
         self._registered(party, list(reply.guests))
         return True

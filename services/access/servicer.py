@@ -20,12 +20,13 @@ from services.access.entitlements import ACTIVE, REVOKED
 from services.access.identity_client import IdentityClient
 from services.access.payments import Cashier, Purchase
 from services.access.records import AccessPointState, BandRule, ChargeRow, EntitlementRecord
-from services.access.store import AccessStore, Idem, TopUpWrite
+from services.access.store import AccessStore, TopUpWrite
 from services.access.taps import PointStates, TapDesk
 from services.access.venue_index import PointInfo, VenueIndex
 from services.platform import events, idempotency, paging, validation
 from services.platform.clock import VenueClock
 from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.platform.idempotency import Idem
 from services.platform.principal import Principal, caller
 from venue.access.v1 import access_pb2 as pb
 from venue.access.v1 import access_pb2_grpc

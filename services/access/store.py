@@ -40,6 +40,7 @@ from services.access.records import (
 )
 from services.platform import events, idempotency
 from services.platform.errors import FailedPrecondition, NotFound
+from services.platform.idempotency import Idem
 from venue.access.v1 import access_pb2 as pb
 
 T = TypeVar("T")
@@ -162,15 +163,6 @@ def _charge(row: asyncpg.Record) -> ChargeRow:
         day=row["day"],
         created_by=row["created_by"],
     )
-
-
-@dataclass(frozen=True)
-class Idem:
-    """An idempotent write: scope (method and caller), key, and request hash."""
-
-    scope: str
-    key: str
-    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -353,15 +345,7 @@ class AccessStore:
         work: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
         """Run `work` in a transaction, once per idempotency key."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if idem is not None and idem.key:
-                prior = await idempotency.claim(conn, idem.scope, idem.key, idem.digest)
-                if prior is not None:
-                    return parse(prior)
-            result = await work(conn)
-            if idem is not None and idem.key:
-                await idempotency.remember(conn, idem.scope, idem.key, serialize(result))
-            return result
+        return await idempotency.once(self._pool, idem, parse, serialize, work)
 
     async def transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -26,7 +26,6 @@ from services.identity.store import (
     ADULT,
     CHILD,
     REASON_REPLACED,
-    Idem,
     IdentityStore,
     Registration,
 )
@@ -40,6 +39,7 @@ from services.platform.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from services.platform.idempotency import Idem
 from services.platform.principal import Kind, Principal, caller
 from services.platform.tokens import Revocations, SigningKey
 from venue.common.v1 import common_pb2
@@ -69,37 +69,42 @@ def _consent(message: pb.Consent) -> Consent:
     return Consent(message.location_tracking, message.personalized_nudges, message.photo_linking)
 
 
+def _entries(entries: Any, name: str, limit: int, need: str) -> None:
+    if not entries:
+        raise InvalidArgument(name, need)
+    if len(entries) > limit:
+        raise InvalidArgument(name, f"at most {limit}")
+
+
+def _checked(entry: Any, field: str, seen: dict[str, str]) -> tuple[str, int, Consent, str]:
+    """One registered person's name, height, consent and band (or ""), checked;
+    `seen` maps each band already named in the request to its entry."""
+    uid = ""
+    if entry.band_uid:
+        uid = rules.band_uid(entry.band_uid, f"{field}.band_uid")
+        if uid in seen:
+            raise InvalidArgument(f"{field}.band_uid", f"the same band as {seen[uid]}")
+        seen[uid] = field
+    name = validation.text(entry.display_name, f"{field}.display_name", max_len=100)
+    height = rules.height(entry.height_cm, f"{field}.height_cm")
+    return name, height, _consent(entry.consent), uid
+
+
 def _new_members(entries: Any) -> list[NewMember]:
     """Every member checked before anything is written; errors name the member."""
-    if not entries:
-        raise InvalidArgument("members", "required: the founding adult at least")
-    if len(entries) > rules.MAX_PARTY_REGISTRATION:
-        raise InvalidArgument("members", f"at most {rules.MAX_PARTY_REGISTRATION}")
+    _entries(
+        entries, "members", rules.MAX_PARTY_REGISTRATION, "required: the founding adult at least"
+    )
     out: list[NewMember] = []
-    first: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for i, entry in enumerate(entries):
         field = f"members[{i}]"
         if entry.role not in (ADULT, CHILD):
             raise InvalidArgument(f"{field}.role", "PARTY_ROLE_ADULT or PARTY_ROLE_CHILD")
         if i == 0 and entry.role != ADULT:
             raise InvalidArgument(f"{field}.role", "the first member founds the party: an adult")
-        uid = ""
-        if entry.band_uid:
-            uid = rules.band_uid(entry.band_uid, f"{field}.band_uid")
-            if uid in first:
-                raise InvalidArgument(f"{field}.band_uid", f"the band of members[{first[uid]}]")
-            first[uid] = i
-        out.append(
-            NewMember(
-                display_name=validation.text(
-                    entry.display_name, f"{field}.display_name", max_len=100
-                ),
-                height_cm=rules.height(entry.height_cm, f"{field}.height_cm"),
-                consent=_consent(entry.consent),
-                role=entry.role,
-                band_uid=uid,
-            )
-        )
+        name, height, consent, uid = _checked(entry, field, seen)
+        out.append(NewMember(name, height, consent, entry.role, uid))
     return out
 
 
@@ -109,31 +114,9 @@ MAX_REGISTRATIONS = 1000
 
 def _registrations(entries: Any) -> list[Registration]:
     """Every entry checked before anything is written; errors name the entry."""
-    if not entries:
-        raise InvalidArgument("guests", "required")
-    if len(entries) > MAX_REGISTRATIONS:
-        raise InvalidArgument("guests", f"at most {MAX_REGISTRATIONS} per call")
-    out: list[Registration] = []
-    first: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        field = f"guests[{i}]"
-        uid = ""
-        if entry.band_uid:
-            uid = rules.band_uid(entry.band_uid, f"{field}.band_uid")
-            if uid in first:
-                raise InvalidArgument(f"{field}.band_uid", f"the same band as guests[{first[uid]}]")
-            first[uid] = i
-        out.append(
-            Registration(
-                display_name=validation.text(
-                    entry.display_name, f"{field}.display_name", max_len=100
-                ),
-                height_cm=rules.height(entry.height_cm, f"{field}.height_cm"),
-                consent=_consent(entry.consent),
-                band_uid=uid,
-            )
-        )
-    return out
+    _entries(entries, "guests", MAX_REGISTRATIONS, "required")
+    seen: dict[str, str] = {}
+    return [Registration(*_checked(e, f"guests[{i}]", seen)) for i, e in enumerate(entries)]
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):

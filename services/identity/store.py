@@ -24,6 +24,7 @@ from services.identity.records import (
 )
 from services.platform import events, idempotency
 from services.platform.errors import FailedPrecondition, NotFound
+from services.platform.idempotency import Idem
 from venue.identity.v1 import identity_pb2 as pb
 
 SCHEMA = "identity"
@@ -106,15 +107,6 @@ def _staff(row: asyncpg.Record) -> StaffRecord:
     )
 
 
-@dataclass(frozen=True)
-class Idem:
-    """An idempotent write: scope (method and caller), key, and request hash."""
-
-    scope: str
-    key: str
-    digest: bytes
-
-
 async def _refuse_worn_bands(conn: asyncpg.Connection, uids: list[str], field: str) -> None:
     """FAILED_PRECONDITION naming the first entry whose band someone wears
     (`field[i].band_uid`; the UID itself stays out of the error)."""
@@ -165,15 +157,7 @@ class IdentityStore:
         work: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
         """Run `work` in a transaction, once per idempotency key."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if idem is not None and idem.key:
-                prior = await idempotency.claim(conn, idem.scope, idem.key, idem.digest)
-                if prior is not None:
-                    return parse(prior)
-            result = await work(conn)
-            if idem is not None and idem.key:
-                await idempotency.remember(conn, idem.scope, idem.key, serialize(result))
-            return result
+        return await idempotency.once(self._pool, idem, parse, serialize, work)
 
     # --- guests and parties ------------------------------------------------
 

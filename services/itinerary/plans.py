@@ -38,11 +38,12 @@ from services.itinerary.model import (
 )
 from services.itinerary.planning import Answer
 from services.itinerary.router import Router, RoutingUnavailable
-from services.itinerary.store import Announce, Idem, ItineraryStore, QueueBooking, Stale, Stored
+from services.itinerary.store import Announce, ItineraryStore, QueueBooking, Stale, Stored
 from services.platform import semconv
 from services.platform.clock import VenueClock
 from services.platform.errors import Aborted
 from services.platform.events import EventHub
+from services.platform.idempotency import Idem
 from venue.itinerary.v1 import itinerary_pb2 as pb
 
 log = logging.getLogger("venue.itinerary.plans")

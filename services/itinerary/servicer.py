@@ -18,12 +18,13 @@ from services.itinerary.model import DONE, IN_PROGRESS, MISSED, Plan, Window
 from services.itinerary.nudger import Nudger
 from services.itinerary.plans import PlanBook
 from services.itinerary.router import Router
-from services.itinerary.store import Idem, ItineraryStore, Stored
+from services.itinerary.store import ItineraryStore, Stored
 from services.platform import events, idempotency, paging, validation
 from services.platform.clients import Clients
 from services.platform.clock import VenueClock
 from services.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from services.platform.events import EventHub
+from services.platform.idempotency import Idem
 from services.platform.principal import caller
 from venue.identity.v1 import identity_pb2 as ipb
 from venue.identity.v1 import identity_pb2_grpc

@@ -28,6 +28,7 @@ from services.itinerary.model import (
 )
 from services.platform import events, idempotency
 from services.platform.errors import AlreadyExists, NotFound
+from services.platform.idempotency import Idem
 
 SCHEMA = "itinerary"
 T = TypeVar("T")
@@ -35,13 +36,6 @@ T = TypeVar("T")
 
 class Stale(Exception):
     """The plan changed since it was read; read it again and redo the change."""
-
-
-@dataclass(frozen=True)
-class Idem:
-    scope: str
-    key: str
-    digest: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +138,7 @@ class ItineraryStore:
         work: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
         """Run `work` in a transaction, once per idempotency key."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if idem is not None and idem.key:
-                prior = await idempotency.claim(conn, idem.scope, idem.key, idem.digest)
-                if prior is not None:
-                    return parse(prior)
-            result = await work(conn)
-            if idem is not None and idem.key:
-                await idempotency.remember(conn, idem.scope, idem.key, serialize(result))
-            return result
+        return await idempotency.once(self._pool, idem, parse, serialize, work)
 
     # --- plans ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from services.photo.catalog import Catalog
 from services.photo.linker import Linker
 from services.photo.purchases import Purchases
 from services.photo.records import PhotoRecord, StatsRow
-from services.photo.store import Idem, PhotoStore
+from services.photo.store import PhotoStore
 from services.photo.telemetry import PhotoMetrics
 from services.platform import events, idempotency, paging, semconv, validation
 from services.platform.clock import VenueClock
@@ -27,6 +27,7 @@ from services.platform.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.platform.idempotency import Idem
 from services.platform.principal import caller
 from venue.common.v1 import common_pb2
 from venue.photo.v1 import photo_pb2 as pb

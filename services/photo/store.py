@@ -38,6 +38,7 @@ from services.photo.records import (
 )
 from services.platform import events, idempotency
 from services.platform.errors import FailedPrecondition, NotFound
+from services.platform.idempotency import Idem
 from venue.photo.v1 import photo_pb2 as pb
 
 SCHEMA = "photo"
@@ -106,15 +107,6 @@ def _session(row: asyncpg.Record) -> SessionRecord:
 
 
 @dataclass(frozen=True)
-class Idem:
-    """An idempotent write: scope (method and caller), key, and request hash."""
-
-    scope: str
-    key: str
-    digest: bytes
-
-
-@dataclass(frozen=True)
 class IngestResult:
     # One per capture, in order: (photo_id, CaptureOutcome, CaptureRejectReason).
     acks: list[tuple[str, int, int]]
@@ -148,15 +140,7 @@ class PhotoStore:
         work: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
         """Run `work` in a transaction, once per idempotency key."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if idem is not None and idem.key:
-                prior = await idempotency.claim(conn, idem.scope, idem.key, idem.digest)
-                if prior is not None:
-                    return parse(prior)
-            result = await work(conn)
-            if idem is not None and idem.key:
-                await idempotency.remember(conn, idem.scope, idem.key, serialize(result))
-            return result
+        return await idempotency.once(self._pool, idem, parse, serialize, work)
 
     # --- ingest --------------------------------------------------------------
 

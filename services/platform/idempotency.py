@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from google.protobuf.message import Message
@@ -17,6 +20,36 @@ from google.protobuf.message import Message
 from services.platform.errors import FailedPrecondition, InvalidArgument
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Idem:
+    """An idempotent write: scope (method and caller), key, and request hash."""
+
+    scope: str
+    key: str
+    digest: bytes
+
+
+async def once(
+    pool: asyncpg.Pool,
+    idem: Idem | None,
+    parse: Callable[[bytes], T],
+    serialize: Callable[[T], bytes],
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
+    """Run `work` in a transaction, once per idempotency key: a retry gets the
+    stored reply. Without a key (or `idem`) the work simply runs."""
+    async with pool.acquire() as conn, conn.transaction():
+        if idem is not None and idem.key:
+            prior = await claim(conn, idem.scope, idem.key, idem.digest)
+            if prior is not None:
+                return parse(prior)
+        result = await work(conn)
+        if idem is not None and idem.key:
+            await remember(conn, idem.scope, idem.key, serialize(result))
+        return result
 
 
 def check_key(key: str, field: str = "idempotency_key", required: bool = False) -> str:

@@ -24,6 +24,7 @@ from services.platform.errors import (
     PermissionDenied,
     Unavailable,
 )
+from services.platform.idempotency import Idem
 from services.queue import bookings as rules
 from services.queue.access_client import AccessClient, AccessRefused, AccessUnavailable
 from services.queue.bookings import Window
@@ -33,7 +34,7 @@ from services.queue.messages import booking_message, dur, instant, seconds, time
 from services.queue.parties import PartyDirectory
 from services.queue.passes import PassKeeper
 from services.queue.schedule import CLOSED, DOWN, SCHEDULED
-from services.queue.store import BookingRecord, Idem, QueueStore, VirtualQueueState
+from services.queue.store import BookingRecord, QueueStore, VirtualQueueState
 from services.queue.venue_lines import VenueLines
 from venue.access.v1 import access_pb2 as apb
 from venue.queue.v1 import queue_pb2 as pb

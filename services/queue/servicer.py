@@ -13,6 +13,7 @@ import grpc
 from services.platform import events, idempotency, paging, validation
 from services.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from services.platform.events import EventHub
+from services.platform.idempotency import Idem
 from services.platform.principal import caller
 from services.queue import bookings as rules
 from services.queue.bookdesk import BookingDesk
@@ -27,7 +28,7 @@ from services.queue.messages import (
     time_range,
 )
 from services.queue.schedule import CLOSED, DOWN, SCHEDULED, OpsStatus
-from services.queue.store import BookingRecord, Idem, QueueStore
+from services.queue.store import BookingRecord, QueueStore
 from services.queue.telemetry import set_attraction
 from venue.access.v1 import access_pb2 as apb
 from venue.common.v1 import common_pb2

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.platform import events, idempotency
+from services.platform.idempotency import Idem
 
 SCHEMA = "queue"
 T = TypeVar("T")
@@ -120,15 +121,6 @@ class VirtualQueueState:
     next_call_at: datetime | None
 
 
-@dataclass(frozen=True)
-class Idem:
-    """An idempotent write: scope (method and caller), key, and request hash."""
-
-    scope: str
-    key: str
-    digest: bytes
-
-
 _BOOKING_COLUMNS = (
     "b.booking_id, b.kind, b.status, b.attraction_id, b.party_id, b.venue_date, "
     "b.boarding_group, b.window_start, b.window_end, b.rebooked_from, b.created_at, "
@@ -167,19 +159,13 @@ class QueueStore:
 
     async def idempotent(
         self,
-        idem: Idem,
+        idem: Idem | None,
         parse: Callable[[bytes], T],
         serialize: Callable[[T], bytes],
         work: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
         """Run `work` in a transaction, once per idempotency key."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            prior = await idempotency.claim(conn, idem.scope, idem.key, idem.digest)
-            if prior is not None:
-                return parse(prior)
-            result = await work(conn)
-            await idempotency.remember(conn, idem.scope, idem.key, serialize(result))
-            return result
+        return await idempotency.once(self.pool, idem, parse, serialize, work)
 
     @staticmethod
     async def append_events(

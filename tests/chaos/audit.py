@@ -59,11 +59,25 @@ class Check:
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
+    # Promises found stored (or streamed) no times, and more than once.
+    lost: int = 0
+    doubled: int = 0
 
     def problem(self, text: str) -> None:
         self.problem_count += 1
         if len(self.problems) < SHOWN:
             self.problems.append(text)
+
+    def exactly_once(self, found: int, what: str) -> bool:
+        """Counts `what` as lost or doubled unless it was found once; True when
+        it was found at all (so the caller can look at what was stored)."""
+        if found != 1:
+            if found == 0:
+                self.lost += 1
+            else:
+                self.doubled += 1
+            self.problem(f"{what} found {found} times")
+        return found > 0
 
     @property
     def ok(self) -> bool:
@@ -146,28 +160,17 @@ async def check_taps(conn: asyncpg.Connection, acked: Acknowledged, audit: Audit
         apb.WatchAccessEventsResponse.FromString(r["payload"]).tap_recorded.tap_id
         for r in await _events(conn, "access", ["tap_recorded"])
     )
-    lost = doubled = 0
     for tap in acked.taps:
         c.checked += 1
-        n = stored[tap.key]
-        if n == 0:
-            lost += 1
-            c.problem(f"acknowledged tap {tap.key} not stored")
+        if not c.exactly_once(stored[tap.key], f"acknowledged tap {tap.key}"):
             continue
-        if n > 1:
-            doubled += 1
-            c.problem(f"tap {tap.key} stored {n} times")
         if tap_of[tap.key] != tap.tap_id:
             c.problem(f"tap {tap.key}: reply said {tap.tap_id}, stored {tap_of[tap.key]}")
-        if tap.allowed and events[tap.tap_id] != 1:
-            if events[tap.tap_id] == 0:
-                lost += 1
-            else:
-                doubled += 1
-            c.problem(f"allowed tap {tap.tap_id} has {events[tap.tap_id]} tap_recorded events")
+        if tap.allowed:
+            c.exactly_once(events[tap.tap_id], f"tap_recorded event of allowed tap {tap.tap_id}")
     c.figures.update(
-        lost=lost,
-        doubled=doubled,
+        lost=c.lost,
+        doubled=c.doubled,
         allowed=sum(t.allowed for t in acked.taps),
         duplicate_keys_in_world=len(keys) - len(set(keys)),
     )
@@ -193,17 +196,10 @@ async def check_charges(conn: asyncpg.Connection, acked: Acknowledged, audit: Au
         apb.WatchAccessEventsResponse.FromString(r["payload"]).charge_recorded.charge_id
         for r in await _events(conn, "access", ["charge_recorded"])
     )
-    lost = doubled = 0
     for charge in acked.charges:
         c.checked += 1
-        n = stored[charge.key]
-        if n == 0:
-            lost += 1
-            c.problem(f"acknowledged charge {charge.key} not stored")
+        if not c.exactly_once(stored[charge.key], f"acknowledged charge {charge.key}"):
             continue
-        if n > 1:
-            doubled += 1
-            c.problem(f"charge {charge.key} stored {n} times")
         row = row_of[charge.key]
         if row["charge_id"] != charge.charge_id:
             c.problem(f"charge {charge.key}: reply {charge.charge_id}, stored {row['charge_id']}")
@@ -213,15 +209,10 @@ async def check_charges(conn: asyncpg.Connection, acked: Acknowledged, audit: Au
             continue
         if row["amount_minor"] != charge.amount_minor:
             c.problem(f"charge {charge.charge_id}: reply {charge.amount_minor}, stored amount")
-        for what, count in (("ledger entries", entries), ("charge_recorded events", events)):
-            if count[charge.charge_id] != 1:
-                if count[charge.charge_id] == 0:
-                    lost += 1
-                else:
-                    doubled += 1
-                n_of = count[charge.charge_id]
-                c.problem(f"approved charge {charge.charge_id} has {n_of} {what}")
-    c.figures.update(lost=lost, doubled=doubled, approved=sum(ch.approved for ch in acked.charges))
+        for what, count in (("ledger entry", entries), ("charge_recorded event", events)):
+            c.exactly_once(count[charge.charge_id], f"{what} of approved charge {charge.charge_id}")
+    approved = sum(ch.approved for ch in acked.charges)
+    c.figures.update(lost=c.lost, doubled=c.doubled, approved=approved)
 
 
 async def check_ledger(conn: asyncpg.Connection, audit: Audit) -> None:
@@ -290,18 +281,11 @@ async def check_pings(conn: asyncpg.Connection, result: DayResult, audit: Audit)
         list(acked),
     )
     stored = {r["batch_id"]: r["n"] for r in rows}
-    lost = doubled = 0
     for batch_id in acked:
         c.checked += 1
-        n = stored.get(batch_id, 0)
-        if n == 0:
-            lost += 1
-            c.problem(f"acknowledged ping batch {batch_id} not recorded")
-        elif n > 1:
-            doubled += 1
-            c.problem(f"ping batch {batch_id} recorded {n} times")
+        c.exactly_once(stored.get(batch_id, 0), f"acknowledged ping batch {batch_id}")
     accepted = sum(acked.values())
-    c.figures.update(lost=lost, doubled=doubled, rows_acked_accepted=accepted)
+    c.figures.update(lost=c.lost, doubled=c.doubled, rows_acked_accepted=accepted)
 
 
 async def check_captures(conn: asyncpg.Connection, acked: Acknowledged, audit: Audit) -> None:
@@ -313,20 +297,13 @@ async def check_captures(conn: asyncpg.Connection, acked: Acknowledged, audit: A
     )
     stored = _count(r["capture_id"] for r in rows)
     photo_of = {r["capture_id"]: r["photo_id"] for r in rows}
-    lost = doubled = 0
     for capture_id, photo_id in acked.captures.items():
         c.checked += 1
-        n = stored[capture_id]
-        if n == 0:
-            lost += 1
-            c.problem(f"acknowledged capture {capture_id} not stored")
+        if not c.exactly_once(stored[capture_id], f"acknowledged capture {capture_id}"):
             continue
-        if n > 1:
-            doubled += 1
-            c.problem(f"capture {capture_id} stored {n} times")
         if photo_id and photo_of[capture_id] != photo_id:
             c.problem(f"capture {capture_id}: acked as {photo_id}, stored {photo_of[capture_id]}")
-    c.figures.update(lost=lost, doubled=doubled)
+    c.figures.update(lost=c.lost, doubled=c.doubled)
 
 
 async def check_nudges(
@@ -350,33 +327,27 @@ async def check_nudges(
             sent[event.nudge_sent.nudge_id] += 1
         else:
             answered[event.nudge_acknowledged.nudge_id] += 1
-    lost = doubled = 0
     for nudge_id in received:
         c.checked += 1
         if nudge_id not in row_of:
-            lost += 1
+            c.lost += 1
             c.problem(f"nudge {nudge_id} delivered to an app but not stored")
-        if sent[nudge_id] != 1:
-            if sent[nudge_id] == 0:
-                lost += 1
-            else:
-                doubled += 1
-            c.problem(f"delivered nudge {nudge_id} has {sent[nudge_id]} nudge_sent events")
+        c.exactly_once(sent[nudge_id], f"nudge_sent event of delivered nudge {nudge_id}")
     for nudge_id, ack in acked.nudge_acks.items():
         c.checked += 1
         row = row_of.get(nudge_id)
         if row is None:
-            lost += 1
+            c.lost += 1
             c.problem(f"acknowledged answer to nudge {nudge_id}: nudge not stored")
             continue
         if row["seen_at"] is None and row["acted_at"] is None:
-            lost += 1
+            c.lost += 1
             c.problem(f"answer {ack} to nudge {nudge_id} acknowledged but not recorded")
         if answered[nudge_id] > 1:
-            doubled += 1
+            c.doubled += 1
             c.problem(f"nudge {nudge_id} answered {answered[nudge_id]} times in the stream")
     c.figures.update(
-        lost=lost, doubled=doubled, received=len(received), answers=len(acked.nudge_acks)
+        lost=c.lost, doubled=c.doubled, received=len(received), answers=len(acked.nudge_acks)
     )
 
 
@@ -651,15 +622,14 @@ async def check_itinerary_bookings(conn: asyncpg.Connection, audit: Audit) -> No
         "SELECT booking_id, active, attraction_id FROM itinerary.queue_bookings"
     )
     table = {r["booking_id"]: (r["active"], r["attraction_id"]) for r in rows}
-    lost = 0
     for booking_id, state in last.items():
         c.checked += 1
         if booking_id not in table:
-            lost += 1
+            c.lost += 1
             c.problem(f"booking {booking_id} is in queue's stream, not in itinerary")
         elif table[booking_id] != state:
             c.problem(f"booking {booking_id}: itinerary holds {table[booking_id]}, stream {state}")
-    c.figures.update(lost=lost, bookings=len(last))
+    c.figures.update(lost=c.lost, bookings=len(last))
 
 
 async def audit(suite: Suite, result: DayResult, acked: Acknowledged, venue: Venue) -> Audit:

@@ -98,14 +98,17 @@ class Access:
     queue: str
     photo: str
     itinerary: str
-    _devices: dict[tuple[int, str], str]
+    _devices: dict[tuple[int, str], asyncio.Future[tuple[str, str]]]
 
     async def device(self, kind: int, venue_ref: str) -> tuple[tuple[str, str], ...]:
-        """Metadata of a device of this kind bound to venue_ref (cached per pair)."""
-        token = self._devices.get((kind, venue_ref))
-        if token is None:
-            _, token = await self.identity.device(kind, venue_ref)
-            self._devices[(kind, venue_ref)] = token
+        """Metadata of a device of this kind bound to venue_ref (cached per pair).
+        Concurrent first calls share one registration: a retried tap sent from
+        twelve coroutines at once must come from one device, not twelve."""
+        made = self._devices.get((kind, venue_ref))
+        if made is None:
+            made = asyncio.ensure_future(self.identity.device(kind, venue_ref))
+            self._devices[(kind, venue_ref)] = made
+        _, token = await made
         return bearer(token)
 
     async def member(

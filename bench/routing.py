@@ -4,9 +4,10 @@
   echo floor measured in the same run, right before each workload (the machine is
   shared: the bar's workload is measured three times, alternating with the floor,
   and the median ratio counts): point of interest to point of interest at
-  the default speed (the app's usual question; the bar), walkway node to node
+  the default speed (the app's usual question), walkway node to node
   (mostly uncached paths), guests' own walking speeds, step-free and crowd-aware,
-  FindNearest, and PlanItinerary latency for 12 items.
+  FindNearest (the bar: every one of these kinds at least half the floor), and
+  PlanItinerary latency for 12 items.
 - The optimizer on 200 random 8-stop days in the park with time-dependent waits
   (a synthetic forecast per ride: a midday peak of random height, noise per
   15-minute slot), one lunch reservation in half of them: the plan against the
@@ -355,13 +356,15 @@ async def run(work: Path, seconds: float) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(embedded_pg.stop, work)
     ratios = {name: statistics.median(values) for name, values in served["ratios"].items()}
-    bar = ratios["route_poi_default_speed"]
+    # The bar is every kind of route query the issue names, not the easiest one.
+    slowest = min(ratios, key=lambda name: ratios[name])
     return {
         "routing": served,
         "optimizer": quality,
         "checks": {
             **{f"{name}_vs_floor_32": value for name, value in ratios.items()},
-            "bar_routes_at_least_0.5_of_floor": bar >= 0.5,
+            "slowest_route_kind": slowest,
+            "bar_routes_at_least_0.5_of_floor": ratios[slowest] >= 0.5,
             "plan_8_within_1pct_share": quality["plan_within_1pct"],
             "plan_8_worst_gap": quality["plan_worst_gap"],
             "bar_8_stops_95pct_within_1pct_never_over_5pct": quality["plan_within_1pct"] >= 0.95

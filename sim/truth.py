@@ -86,6 +86,14 @@ class Truth:
             trail[0].append(t)
             trail[1].append(zone)
 
+    def zone_at_read(self, party: int, read_s: float, skew_s: float) -> str:
+        """The zone the party was in at the read the twin reports at `read_s`: a
+        read's time is off by up to `skew_s` either way (reader clocks), and the
+        party's reads are a ping period apart, so the read is the last one before
+        `read_s + skew_s` - not the last before `read_s`, which for a read stamped
+        early is the one before it."""
+        return self.zone_at(party, read_s + skew_s)
+
     def zone_at(self, party: int, t: float) -> str:
         """The zone the party was in at `t`, as of its last read before; "" if none."""
         trail = self.trails.get(party)

@@ -148,6 +148,10 @@ def deny(
 
 Clock = Callable[[datetime], str]
 
+# The decisions that need no guest state, made once (Decision is immutable).
+_RIDE = Decision(True, 0, "Enjoy the ride!")
+_WELCOME = Decision(True, 0, "Welcome!")
+
 
 def precheck(point: PointInfo, is_open: bool, wearer: Wearer | None) -> Decision | None:
     """The decision when it needs no guest state, else None."""
@@ -164,10 +168,10 @@ def precheck(point: PointInfo, is_open: bool, wearer: Wearer | None) -> Decision
         if short is not None:
             return short
     if point.kind in (STANDBY, BOARDING):
-        return Decision(True, 0, "Enjoy the ride!")
+        return _RIDE
     if not needs_state(point.kind):
         # Photo kiosks: their taps are the photo service's claims.
-        return Decision(True, 0, "Welcome!")
+        return _WELCOME
     return None
 
 

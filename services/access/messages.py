@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from services.access import entitlements
+from services.access.ids import timestamp_of
 from services.access.records import (
     AccessPointState,
     ChargeRow,
@@ -174,7 +175,7 @@ def tap_recorded(
             attraction_id=point.attraction_id,
             guest_id=guest_id,
             party_id=party_id,
-            tapped_at=to_timestamp(tapped_at),
+            tapped_at=timestamp_of(tapped_at),
             entitlement_id=entitlement_id,
             entitlement_kind=entitlement_kind,  # type: ignore[arg-type]
         )
@@ -207,7 +208,7 @@ def charge_recorded(
             guest_id=guest_id,
             amount=amount,
             items=list(items),
-            charged_at=to_timestamp(charged_at),
+            charged_at=timestamp_of(charged_at),
         )
     ).SerializeToString()
 

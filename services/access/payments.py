@@ -11,26 +11,28 @@ that a retry gets the same answer.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
-import uuid
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from services.access import ledger, messages
 from services.access.bands import BandDirectory
 from services.access.decisions import Wearer
+from services.access.ids import new_id
 from services.access.ledger import ChargeAsk, ChargeOutcome
 from services.access.store import RECORDED, AccessStore, ChargeWrite, Stale
-from services.access.telemetry import Tally, hot_path_database
+from services.access.telemetry import Tally, database_time
 from services.access.venue_index import VenueIndex
 from services.platform import semconv
 from services.platform.errors import Aborted
 from venue.access.v1 import access_pb2 as pb
+from venue.common.v1 import common_pb2
 
 MAX_ATTEMPTS = 5
 APPROVED, DECLINED = pb.CHARGE_RESULT_APPROVED, pb.CHARGE_RESULT_DECLINED
@@ -89,26 +91,35 @@ class Cashier:
         self._results.add((merchant_id, reason), attributes)
 
     async def charge(self, purchase: Purchase, wearer: Wearer | None) -> pb.ChargeResponse:
-        with hot_path_database("charge") as timing:
+        span = trace.get_current_span()
+        started = time.perf_counter()
+        retries = 0
+        try:
             for attempt in range(MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or wearer is None or not wearer.active:
-                        return await self._attempt(purchase, wearer, None)
+                        return await self._attempt(purchase, wearer, None, span)
                     # Lost the race to a concurrent change of this wallet: decide
                     # again holding its lock, which guarantees progress.
-                    async with self._store.locked("wallet", wearer.party_id) as conn:
-                        return await self._attempt(purchase, wearer, conn)
+                    with suppress_instrumentation():
+                        async with self._store.locked("wallet", wearer.party_id) as conn:
+                            return await self._attempt(purchase, wearer, conn, span)
                 except Stale:
-                    timing.retries += 1
-                    continue
-        raise Aborted("the wallet kept changing; retry the charge", reason="CONFLICT")
+                    retries += 1
+            raise Aborted("the wallet kept changing; retry the charge", reason="CONFLICT")
+        finally:
+            database_time(span, started, retries)
 
     async def _attempt(
-        self, purchase: Purchase, wearer: Wearer | None, conn: asyncpg.Connection | None
+        self,
+        purchase: Purchase,
+        wearer: Wearer | None,
+        conn: asyncpg.Connection | None,
+        span: trace.Span,
     ) -> pb.ChargeResponse:
         currency = self._venue.currency
         day = self._venue.day_of(purchase.charged_at)
-        charge_id = str(uuid.uuid4())
+        charge_id = new_id()
         version: int | None = None
         if wearer is None:
             outcome = ChargeOutcome(False, pb.DECLINE_REASON_UNKNOWN_BAND, "Band not recognised")
@@ -139,6 +150,8 @@ class Cashier:
         if wearer is not None:
             reply.guest_id = wearer.guest_id
             reply.party_id = wearer.party_id
+        items = tuple(item.SerializeToString() for item in purchase.items)
+        approved = outcome.approved and wearer is not None
         write = ChargeWrite(
             scope=purchase.scope,
             key=purchase.key,
@@ -151,7 +164,7 @@ class Cashier:
             party_id=wearer.party_id if wearer else None,
             guest_id=wearer.guest_id if wearer else None,
             band_id=(wearer.band_id or None) if wearer else None,
-            items=tuple(item.SerializeToString() for item in purchase.items),
+            items=items,
             amount_minor=purchase.amount_minor,
             currency=currency,
             charged_at=purchase.charged_at,
@@ -162,34 +175,41 @@ class Cashier:
             pin_failures=outcome.pin_failures,
             pin_locked=outcome.pin_locked,
         )
-        if outcome.approved and wearer is not None:
-            write = _with_posting(write, wearer, purchase)
+        if approved:
+            assert wearer is not None
+            _post(write, wearer, purchase, reply.amount)
         result = await self._store.record_charge(write, conn)
         if result != RECORDED:
-            stored = await self._store.stored_reply(
-                "charges", purchase.scope, purchase.key, purchase.digest
-            )
+            with suppress_instrumentation():
+                stored = await self._store.stored_reply(
+                    "charges", purchase.scope, purchase.key, purchase.digest
+                )
             return pb.ChargeResponse.FromString(stored)
         self._count(purchase.merchant_id, outcome.reason)
-        span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute(semconv.MERCHANT, purchase.merchant_id)
-            span.set_attribute(semconv.OUTCOME, "approved" if outcome.approved else "declined")
+            attributes = {
+                semconv.MERCHANT: purchase.merchant_id,
+                semconv.OUTCOME: "approved" if outcome.approved else "declined",
+            }
             if wearer is not None:
-                span.set_attribute(semconv.PARTY, wearer.party_id)
+                attributes[semconv.PARTY] = wearer.party_id
+            span.set_attributes(attributes)
         return reply
 
 
-def _with_posting(write: ChargeWrite, wearer: Wearer, purchase: Purchase) -> ChargeWrite:
+def _post(write: ChargeWrite, wearer: Wearer, purchase: Purchase, amount: common_pb2.Money) -> None:
+    """An approved charge's ledger entry and event, on its write (built once:
+    a second, replaced write record cost a charge more than the entry)."""
     postings = ledger.charge_postings(wearer.party_id, purchase.merchant_id, purchase.amount_minor)
     assert ledger.balanced(postings)
-    event = messages.charge_recorded(
+    write.entry_id = new_id()
+    write.postings = postings
+    write.event = messages.charge_recorded(
         write.charge_id,
         purchase.merchant_id,
         wearer.party_id,
         wearer.guest_id,
-        messages.money(purchase.amount_minor, write.currency),
+        amount,
         purchase.items,
         purchase.charged_at,
     )
-    return dataclasses.replace(write, entry_id=str(uuid.uuid4()), postings=postings, event=event)

@@ -24,6 +24,8 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from services.access import messages
 from services.access.group_commit import GroupCommit
@@ -290,6 +292,15 @@ def _charge_fields(w: ChargeWrite, traceparent: str | None) -> tuple[Any, ...]:
         w.event,
         traceparent,
     )
+
+
+def _traceparent() -> str | None:
+    """The current span's W3C traceparent: what `events.current_traceparent`
+    injects, without a carrier dict and the global propagators' round."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
 def _wallet_state(row: asyncpg.Record) -> WalletState:
@@ -593,7 +604,7 @@ class AccessStore:
     async def record_tap(self, w: TapWrite, conn: asyncpg.Connection | None = None) -> int:
         """RECORDED, or REPLAYED when the key was used before; raises Stale.
         Without a connection, the tap joins the group commit of concurrent taps."""
-        traceparent = events.current_traceparent() if w.events else None
+        traceparent = _traceparent() if w.events else None
         if conn is None:
             status = await self._taps.submit((w, traceparent))
             if status == STALE:
@@ -603,12 +614,13 @@ class AccessStore:
             # Something other than a lost race went wrong with this tap alone:
             # run it on its own to raise its error (or record it after all).
         try:
-            result = await (conn or self._pool).fetchval(
-                "SELECT record_tap($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-                "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-                *_tap_fields(w, traceparent),
-                self._channel,
-            )
+            with suppress_instrumentation():
+                result = await (conn or self._pool).fetchval(
+                    "SELECT record_tap($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+                    "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+                    *_tap_fields(w, traceparent),
+                    self._channel,
+                )
         except asyncpg.PostgresError as err:
             if _is_stale(err):
                 raise Stale from None
@@ -701,7 +713,7 @@ class AccessStore:
         """RECORDED, or REPLAYED when the key was used before; raises Stale.
         Without a connection, the charge joins the group commit of concurrent
         charges."""
-        traceparent = events.current_traceparent() if w.event else None
+        traceparent = _traceparent() if w.event else None
         if conn is None:
             status = await self._charges.submit((w, traceparent))
             if status == STALE:
@@ -709,12 +721,13 @@ class AccessStore:
             if status != FAILED:
                 return status
         try:
-            result = await (conn or self._pool).fetchval(
-                "SELECT record_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-                "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-                *_charge_fields(w, traceparent),
-                self._channel,
-            )
+            with suppress_instrumentation():
+                result = await (conn or self._pool).fetchval(
+                    "SELECT record_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                    "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                    *_charge_fields(w, traceparent),
+                    self._channel,
+                )
         except asyncpg.PostgresError as err:
             if _is_stale(err):
                 raise Stale from None

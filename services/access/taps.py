@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from services.access import decisions, messages
 from services.access.bands import BandDirectory
 from services.access.decisions import Decision, GuestState, Held, Wearer
+from services.access.ids import new_id
 from services.access.records import AccessPointState, EntitlementRecord
 from services.access.store import RECORDED, AccessStore, HeldState, Stale, TapWrite
-from services.access.telemetry import Tally, hot_path_database
+from services.access.telemetry import Tally, database_time
 from services.access.venue_index import PointInfo, VenueIndex
 from services.platform import semconv
 from services.platform.errors import Aborted
@@ -131,22 +133,27 @@ class TapDesk:
         wearer = await self._directory.wearer(band_uid)
         early = decisions.precheck(point, self._states.is_open(point.access_point_id), wearer)
         tap = _Tap(point, wearer, tapped_at, scope, key, digest)
-        with hot_path_database("tap") as timing:
+        span = trace.get_current_span()
+        started = time.perf_counter()
+        retries = 0
+        try:
             for attempt in range(MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or early is not None or wearer is None:
-                        return await self._attempt(tap, early, None)
+                        return await self._attempt(tap, early, None, span)
                     # Lost a race with a change of this guest's state: decide again
                     # holding the guest's lock, which guarantees progress.
-                    async with self._store.locked("holder", wearer.guest_id) as conn:
-                        return await self._attempt(tap, early, conn)
+                    with suppress_instrumentation():
+                        async with self._store.locked("holder", wearer.guest_id) as conn:
+                            return await self._attempt(tap, early, conn, span)
                 except Stale:
-                    timing.retries += 1
-                    continue
-        raise Aborted("the guest's state kept changing; retry the tap", reason="CONFLICT")
+                    retries += 1
+            raise Aborted("the guest's state kept changing; retry the tap", reason="CONFLICT")
+        finally:
+            database_time(span, started, retries)
 
     async def _attempt(
-        self, tap: _Tap, early: Decision | None, conn: asyncpg.Connection | None
+        self, tap: _Tap, early: Decision | None, conn: asyncpg.Connection | None, span: trace.Span
     ) -> pb.TapResponse:
         point, wearer = tap.point, tap.wearer
         state: HeldState | None = None
@@ -180,15 +187,17 @@ class TapDesk:
         )
         result = await self._store.record_tap(write, conn)
         if result != RECORDED:
-            stored = await self._store.stored_reply("taps", tap.scope, tap.key, tap.digest)
+            with suppress_instrumentation():
+                stored = await self._store.stored_reply("taps", tap.scope, tap.key, tap.digest)
             return pb.TapResponse.FromString(stored)
         self._count(point, decision.reason)
-        self._trace(point, decision, wearer)
+        if span.is_recording():
+            self._trace(span, point, decision, wearer)
         return reply
 
     def _reply(self, decision: Decision, wearer: Wearer | None) -> pb.TapResponse:
         reply = pb.TapResponse(
-            tap_id=str(uuid.uuid4()),
+            tap_id=new_id(),
             decision=ALLOW if decision.allow else DENY,
             deny_reason=decision.reason,  # type: ignore[arg-type]
             display_message=decision.message,
@@ -214,7 +223,6 @@ class TapDesk:
         key: str,
         digest: bytes,
     ) -> TapWrite:
-        day = self._venue.day_of(tapped_at)
         use = decision.use
         events: list[tuple[str, str, bytes]] = []
         if decision.allow and point.published and wearer is not None:
@@ -260,7 +268,7 @@ class TapDesk:
             tapped_at=tapped_at,
             version=state.version if state is not None and decision.read_state else None,
             inside=decision.inside,
-            presence_day=day if decision.inside is not None else None,
+            presence_day=self._venue.day_of(tapped_at) if decision.inside is not None else None,
             use_status=use.status if use else None,
             use_days=use.days_used if use else None,
             use_last_day=use.last_day if use else None,
@@ -268,19 +276,22 @@ class TapDesk:
             events=tuple(events),
         )
 
-    def _trace(self, point: PointInfo, decision: Decision, wearer: Wearer | None) -> None:
-        span = trace.get_current_span()
-        if not span.is_recording():
-            return
-        span.set_attribute(semconv.ACCESS_POINT, point.access_point_id)
+    @staticmethod
+    def _trace(
+        span: trace.Span, point: PointInfo, decision: Decision, wearer: Wearer | None
+    ) -> None:
+        attributes = {
+            semconv.ACCESS_POINT: point.access_point_id,
+            semconv.DECISION: "allow" if decision.allow else "deny",
+        }
         if point.attraction_id:
-            span.set_attribute(semconv.ATTRACTION, point.attraction_id)
-        span.set_attribute(semconv.DECISION, "allow" if decision.allow else "deny")
+            attributes[semconv.ATTRACTION] = point.attraction_id
         if not decision.allow:
             why = pb.DenyReason.Name(decision.reason)  # type: ignore[arg-type]
-            span.set_attribute(semconv.DENY_REASON, semconv.strip_enum(why, "DENY_REASON_"))
+            attributes[semconv.DENY_REASON] = semconv.strip_enum(why, "DENY_REASON_")
         if wearer is not None:
-            span.set_attribute(semconv.GUEST, wearer.guest_id)
+            attributes[semconv.GUEST] = wearer.guest_id
+        span.set_attributes(attributes)
 
 
 def _after_use(state: HeldState, use: decisions.Use, at: datetime) -> EntitlementRecord | None:

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 import grpc
-from opentelemetry import trace
 
 from services.identity import messages, passwords, rules
 from services.identity.band_cache import BandCache
@@ -41,6 +40,7 @@ from services.platform.errors import (
 )
 from services.platform.idempotency import Idem
 from services.platform.principal import Kind, Principal, caller
+from services.platform.server_span import annotate
 from services.platform.tokens import Revocations, SigningKey
 from venue.common.v1 import common_pb2
 from venue.identity.v1 import identity_pb2 as pb
@@ -414,11 +414,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self._cache.fill(uid, resolved.guest_id if resolved else None, answer, generation)
         if answer is None:
             raise NotFound("band")
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attributes(
-                {"venue.guest.id": answer.guest_id, "venue.band.active": answer.active}
-            )
+        annotate({"venue.guest.id": answer.guest_id, "venue.band.active": answer.active})
         return answer
 
     async def ListBands(

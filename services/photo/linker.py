@@ -33,8 +33,11 @@ _tracer = trace.get_tracer("venue.photo")
 _STATE = {Verdict.MATCHED: MATCHED, Verdict.AMBIGUOUS: AMBIGUOUS, Verdict.NO_MATCH: NO_MATCH}
 _VERDICT = {v: k for k, v in _STATE.items()}
 _OUTCOME = {Verdict.MATCHED: "linked", Verdict.AMBIGUOUS: "held", Verdict.NO_MATCH: "unmatched"}
-# Riders identity has not told us about are retried for this long (venue).
+# Riders identity has not told us about are retried for this long (venue), and
+# at least this many wall seconds: a suite played faster than real time (or a
+# busy one) may have identity's stream many venue minutes behind the taps.
 UNKNOWN_GUEST_WAIT = timedelta(minutes=10)
+UNKNOWN_GUEST_WALL = 120.0
 # Wall seconds without a new boarding tap after which the tap stream counts as
 # quiet (the end of the day, a closed park): only then may the venue clock, and
 # not the taps' own times, make a capture due. A stream that is merely behind
@@ -50,6 +53,8 @@ def _time(seconds: float) -> datetime:
 class _Retry:
     decision: Decision
     until: datetime
+    # time.monotonic() bound.
+    wall_until: float
 
 
 class Linker:
@@ -150,11 +155,12 @@ class Linker:
         decisions = self.engine.decide(now.timestamp() if quiet else None)
         retries, self._retry = self._retry, []
         done = 0
+        wall_until = time.monotonic() + UNKNOWN_GUEST_WALL
         for decision in decisions:
-            await self._apply(decision, now, now + UNKNOWN_GUEST_WAIT)
+            await self._apply(decision, now, _Retry(decision, now + UNKNOWN_GUEST_WAIT, wall_until))
             done += 1
         for retry in retries:
-            await self._apply(retry.decision, now, retry.until)
+            await self._apply(retry.decision, now, retry)
         if done or retries:
             self._hub.poke()
         # Memory follows the taps' own times: a linker hours behind the venue
@@ -176,7 +182,7 @@ class Linker:
         self._counted[decision.capture_key] = decision.verdict
         self._metrics.captures(_OUTCOME[decision.verdict])
 
-    async def _apply(self, decision: Decision, now: datetime, until: datetime) -> None:
+    async def _apply(self, decision: Decision, now: datetime, retry: _Retry) -> None:
         riders = [Rider(t.guest_id, t.party_id, _time(t.at)) for t in decision.taps]
         span = None
         if decision.first is not None and decision.last is not None:
@@ -194,6 +200,6 @@ class Linker:
                 now,
             )
         self._count(decision)
-        if unknown and now < until:
+        if unknown and (now < retry.until or time.monotonic() < retry.wall_until):
             # Identity's stream has not caught up with these riders yet.
-            self._retry.append(_Retry(decision, until))
+            self._retry.append(retry)

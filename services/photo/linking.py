@@ -246,6 +246,20 @@ class CameraModel:
         self._samples.clear()
         self.seed(samples)
 
+    def alone_window(self) -> tuple[float, float]:
+        """The prior, reaching back on the early side to the vehicle before:
+        where a capture's vehicle's taps lie when no other capture of the
+        camera is near enough to show any of them (every vehicle with riders
+        is photographed, so taps near a lone capture are its vehicle's)."""
+        low, high = self.prior
+        return low, high - self.rules.dispatch_window + max(self.rules.dispatch_window, self.span)
+
+    def alone_reach(self) -> float:
+        """How close another capture may be for its vehicle's taps to fall in a
+        lone capture's window (its own window and guards, and a vehicle's spread)."""
+        low, high = self.alone_window()
+        return high - low + 2 * self.rules.guard + self.span
+
     def one_vehicle_only(self) -> bool:
         """True if the window and its guards are too narrow to hold taps of two
         dispatches: even a capture whose own vehicle has no taps (empty, or every
@@ -559,9 +573,25 @@ class LinkEngine:
         # for the taps that would have shown the stream passing.
         return quiet is not None and quiet >= closes
 
-    def _judge(self, cam: _CameraState, state: CaptureState) -> Decision:
+    def _alone(self, cam: _CameraState, state: CaptureState, clock: float | None) -> bool:
+        """True if the camera is not calibrated yet and no other capture of it
+        is near enough to show a vehicle whose taps fall in this one's window:
+        the camera's later captures have arrived past that reach (cameras send
+        in order), or the quiet stream's clock has passed it well. A ride that
+        dispatches rarely (a quiet day) needs no calibration to be linked."""
+        if cam.model.learned:
+            return False
+        reach = cam.model.alone_reach()
+        for other in cam.around(state.at - reach, state.at + reach):
+            if other.key != state.key and other.at != state.at:
+                return False
+        if cam.times and cam.times[-1] > state.at + reach:
+            return True
+        return clock is not None and clock >= state.at + reach + self.rules.settle
+
+    def _judge(self, cam: _CameraState, state: CaptureState, alone: bool = False) -> Decision:
         camera, rules = cam.camera, self.rules
-        window = cam.model.window()
+        window = cam.model.alone_window() if alone else cam.model.window()
         low, high = window
         # A party member who tapped up to a dispatch interval away may have
         # been held back for the next vehicle (or gone ahead in the one before).
@@ -570,10 +600,11 @@ class LinkEngine:
         taps = self._timelines[camera.boarding_access_point].between(
             state.at - high - reach, state.at - low + reach
         )
-        verdict, chosen, reason = judge(
-            state.at, window, taps, camera, rules, cam.model.spread(), span
-        )
-        if verdict is Verdict.MATCHED and not cam.model.one_vehicle_only():
+        spread = span if alone else cam.model.spread()
+        verdict, chosen, reason = judge(state.at, window, taps, camera, rules, spread, span)
+        if verdict is Verdict.MATCHED and alone:
+            reason = "one vehicle near a lone photo of the ride"
+        elif verdict is Verdict.MATCHED and not cam.model.one_vehicle_only():
             verdict = Verdict.AMBIGUOUS
             reason = "camera not calibrated: the window could hold two vehicles"
         if verdict is Verdict.MATCHED and state.row:
@@ -650,7 +681,7 @@ class LinkEngine:
             if state is None or state.pending:
                 continue
             cam = self._cameras[state.camera_id]
-            decision = self._judge(cam, state)
+            decision = self._judge(cam, state, self._alone(cam, state, now))
             if self._apply(cam, state, decision):
                 out.append(decision)
         self._dirty.clear()
@@ -667,12 +698,13 @@ class LinkEngine:
             relearn = self._bootstrap(cam, due)
         model = cam.model
         for state in due:
-            waiting = not model.learned and not model.one_vehicle_only()
+            alone = self._alone(cam, state, quiet)
+            waiting = not model.learned and not model.one_vehicle_only() and not alone
             if waiting and now < state.at + self.rules.calibration_wait:
                 continue
             cam.pending.discard(state.key)
             was_learned = model.learned
-            decision = self._judge(cam, state)
+            decision = self._judge(cam, state, alone)
             self._apply(cam, state, decision)
             out.append(decision)
             relearn |= model.learned and not was_learned

@@ -134,6 +134,10 @@ async def append_many(
     await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
 
 
+# The cursor's txid goes out as text under its own name, so every ORDER BY names
+# the table's column (events.txid): a bare `txid` there would sort the text, and
+# "1000" sorts before "999" - a reader would skip the older events of a page that
+# spans a power of ten of transaction ids.
 _SELECT = (
     "SELECT txid::text AS txid, seq, kind, key, payload, occurred_at, traceparent FROM events "
     "WHERE (txid, seq) > ($1::text::xid8, $2::bigint) "
@@ -173,7 +177,7 @@ async def read_after(
         args += [str(upto.txid), upto.seq]
         sql += f"AND (txid, seq) <= (${len(args) - 1}::text::xid8, ${len(args)}::bigint) "
     args.append(limit)
-    sql += f"ORDER BY txid, seq LIMIT ${len(args)}"
+    sql += f"ORDER BY events.txid, events.seq LIMIT ${len(args)}"
     rows = await conn.fetch(sql, *args)
     return [_row(r) for r in rows]
 
@@ -182,7 +186,7 @@ async def latest_cursor(conn: asyncpg.Connection | asyncpg.Pool) -> Cursor:
     row = await conn.fetchrow(
         "SELECT txid::text AS txid, seq FROM events "
         "WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) "
-        "ORDER BY txid DESC, seq DESC LIMIT 1"
+        "ORDER BY events.txid DESC, events.seq DESC LIMIT 1"
     )
     return ORIGIN if row is None else Cursor(int(row["txid"]), row["seq"])
 

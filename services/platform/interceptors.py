@@ -19,7 +19,7 @@ import grpc
 from grpc_status import rpc_status
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from services.platform import errors, semconv
 from services.platform.callctx import call_deadline, request_id, rpc_method
@@ -35,6 +35,7 @@ from services.platform.handlers import (
 from services.platform.principal import ANONYMOUS, Allow, Policy, current_principal
 from services.platform.ratelimit import RateLimiter
 from services.platform.rpc_metrics import RPC_DURATIONS, Attributes, DurationHistogram
+from services.platform.server_span import ServerSpan, ServerSpans
 from services.platform.tokens import TokenVerifier
 
 log = logging.getLogger("venue.rpc")
@@ -136,7 +137,7 @@ def _read_metadata(context: Any) -> _Metadata:
     return found
 
 
-class PlatformInterceptor(grpc.aio.ServerInterceptor):
+class PlatformStages:
     """Every call of every service goes through these stages, in this order:
 
     1. the server span (RPC semantic conventions: rpc.system, rpc.service,
@@ -152,12 +153,15 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
        else becomes INTERNAL, its detail only in logs and spans;
     and the RPC duration is recorded with its status code.
 
-    The stages share one wrapper, built once per method, because each extra layer
-    of wrapping costs every call on the hot path (see bench/foundation.py). The
-    span is ours rather than OpenTelemetry's gRPC server interceptor: that one
+    The stages share one wrapper, built once per method when the service
+    registers it (registration.py), because each extra layer of wrapping costs
+    every call on the hot path (see bench/foundation.py): a grpc.aio server
+    interceptor alone costs a coroutine and a handler lookup per call. The span
+    is ours rather than OpenTelemetry's gRPC server interceptor: that one
     rebuilds the method handler and a proxy of the servicer context on every
     call, parses the peer address and merges attribute dicts, which together
-    cost more CPU than the rest of the platform (bench/results/foundation.json).
+    cost more CPU than the rest of the platform (bench/results/foundation.json);
+    it is started by server_span.py, with the SDK's sampler and processors.
     Health and reflection pass through untouched: probes need no credentials
     and make no spans.
     """
@@ -176,27 +180,12 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         self._policies = policies
         self._minimum = minimum_deadline_s
         self._default = default_budget_s
-        self._cache: dict[str, Handler | None] = {}
-        self._tracer = trace.get_tracer("venue.rpc")
+        self._spans = ServerSpans("venue.rpc")
         self._propagator = propagate.get_global_textmap()
         self._duration: DurationHistogram = durations or RPC_DURATIONS
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method = handler_call_details.method
-        try:
-            return self._cache[method]
-        except KeyError:
-            pass
-        handler = await continuation(handler_call_details)
-        wrapped = None if handler is None else self._wrap(method, handler)
-        self._cache[method] = wrapped
-        return wrapped
-
-    def _wrap(self, method: str, handler: Handler) -> Handler:
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler` of `method` with the stages around it."""
         service, name = method_parts(method)
         if service in PUBLIC_SERVICES:
             return handler
@@ -263,9 +252,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
 
     def _start_span(self, plan: _Plan, meta: _Metadata) -> tuple[trace.Span, object]:
         parent = _EMPTY_CONTEXT if meta.carrier is None else self._propagator.extract(meta.carrier)
-        span = self._tracer.start_span(
-            plan.method, context=parent, kind=SpanKind.SERVER, attributes=plan.span_attrs
-        )
+        span = self._spans.start(plan.method, parent, plan.span_attrs)
         _outcome.set(_OK)
         return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
@@ -323,7 +310,11 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         if refused := self._limiter.admit(principal):
             await abort(context, refused)
         current_principal.set(principal)
-        if span.is_recording():
+        if type(span) is ServerSpan:
+            span.add_trusted(
+                {semconv.CALLER_KIND: principal.kind.value, semconv.CALLER_ID: principal.subject}
+            )
+        elif span.is_recording():
             span.set_attributes(
                 {semconv.CALLER_KIND: principal.kind.value, semconv.CALLER_ID: principal.subject}
             )
@@ -354,6 +345,40 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         elif span.is_recording():
             span.set_attribute(semconv.ERROR_REASON, mapped.reason)
         await abort(context, mapped)
+
+
+class PlatformInterceptor(grpc.aio.ServerInterceptor):
+    """The stages as a grpc.aio server interceptor, for a server whose handlers
+    were not registered through `registration.WrappingServer`."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        policies: Mapping[str, Policy],
+        minimum_deadline_s: float = 0.002,
+        default_budget_s: float = 30.0,
+        limiter: RateLimiter | None = None,
+        durations: DurationHistogram | None = None,
+    ) -> None:
+        self._stages = PlatformStages(
+            verifier, policies, minimum_deadline_s, default_budget_s, limiter, durations
+        )
+        self._cache: dict[str, Handler | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        method = handler_call_details.method
+        try:
+            return self._cache[method]
+        except KeyError:
+            pass
+        handler = await continuation(handler_call_details)
+        wrapped = None if handler is None else self._stages.wrap(method, handler)
+        self._cache[method] = wrapped
+        return wrapped
 
 
 # The server shutting down, crashed, or still starting up (recovery after a

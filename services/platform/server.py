@@ -32,9 +32,10 @@ from services.platform import db, migrations, service_secrets, tls
 from services.platform.clients import Clients, ServiceToken, open_channel, service_tls
 from services.platform.config import Settings
 from services.platform.events import EventHub, MemoryCursor, StreamConsumer
-from services.platform.interceptors import PlatformInterceptor
+from services.platform.interceptors import PlatformStages
 from services.platform.logs import setup_logging
 from services.platform.principal import Kind, Policy
+from services.platform.registration import WrappingServer
 from services.platform.telemetry import Telemetry, setup_telemetry
 from services.platform.tokens import TokenVerifier
 
@@ -171,10 +172,10 @@ def follow_revocations(runtime: Runtime) -> StreamConsumer[Any]:
 def build_server(
     definition: ServiceDefinition, verifier: TokenVerifier
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    # The platform interceptor makes the server span itself (see its docstring).
-    interceptors = [PlatformInterceptor(verifier, {definition.proto_service: definition.policy})]
-    server = grpc.aio.server(
-        interceptors=interceptors,
+    """The server, on which every handler registered gets the platform's stages
+    (interceptors.py: span, auth, deadline guard, error mapping)."""
+    stages = PlatformStages(verifier, {definition.proto_service: definition.policy})
+    bare = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -186,6 +187,7 @@ def build_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
     )
+    server = WrappingServer(bare, stages)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

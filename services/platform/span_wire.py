@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
@@ -91,6 +92,7 @@ class SpanWriter:
 
     def __init__(self, cache_size: int = 4096) -> None:
         self._pairs: dict[tuple[str, type, Any], bytes] = {}
+        self._names: dict[tuple[str, SpanKind], bytes] = {}
         self._cache_size = cache_size
 
     def _attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
@@ -98,7 +100,14 @@ class SpanWriter:
             return b""
         pairs = self._pairs
         out = []
-        for key, value in attributes.items():
+        # A span's BoundedAttributes is a Mapping whose items() view looks each
+        # key up again through __getitem__: its dict is read directly instead.
+        items = (
+            attributes._dict.items()
+            if type(attributes) is BoundedAttributes
+            else attributes.items()
+        )
+        for key, value in items:
             hashable = isinstance(value, str | bool | int | float)
             cache_key = (key, type(value), value) if hashable else None
             encoded = pairs.get(cache_key) if cache_key is not None else None
@@ -113,6 +122,15 @@ class SpanWriter:
             out.append(encoded)
         return b"".join(out)
 
+    def _name_kind(self, name: str, kind: SpanKind) -> bytes:
+        found = self._names.get((name, kind))
+        if found is None:
+            if len(self._names) >= self._cache_size:
+                self._names.clear()
+            found = _text(5, name) + b"\x30" + _varint(_KIND[kind])
+            self._names[(name, kind)] = found
+        return found
+
     def span(self, span: ReadableSpan) -> bytes:
         context = span.get_span_context()
         assert context is not None
@@ -126,8 +144,7 @@ class SpanWriter:
             parts.append(_text(3, ",".join(f"{k}={v}" for k, v in state.items())))
         if parent is not None:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        parts.append(_text(5, span.name))
-        parts.append(b"\x30" + _varint(_KIND[span.kind]))
+        parts.append(self._name_kind(span.name, span.kind))
         if span.start_time:
             parts.append(b"\x39" + _pack_q(span.start_time))
         if span.end_time:

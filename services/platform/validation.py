@@ -14,6 +14,7 @@ from services.platform.errors import InvalidArgument
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VENUE_REF = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def text(value: str, field: str, *, max_len: int = 200, required: bool = True) -> str:
@@ -47,7 +48,7 @@ def ref(value: str, field: str, *, required: bool = True) -> str:
         if required:
             raise InvalidArgument(field, "required")
         return ""
-    if len(value) > 100 or not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+    if len(value) > 100 or not _VENUE_REF.fullmatch(value):
         raise InvalidArgument(field, "not a valid venue id")
     return value
 

@@ -15,6 +15,7 @@ networkx's own Dijkstra as an independent check of the numbers served here.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -45,17 +46,20 @@ class Row:
     predecessors: IntArray
 
     def reaches(self, target: int) -> bool:
-        return bool(np.isfinite(self.seconds[target]))
+        return math.isfinite(self.seconds.item(target))
 
     def path(self, target: int) -> list[int] | None:
         """Node indices from the source to `target`, or None when unreachable."""
         if not self.reaches(target):
             return None
+        # .item gives Python ints: indexing the array would make a numpy scalar
+        # per step, several times slower.
+        predecessor = self.predecessors.item
+        source = self.source
         path = [target]
-        pred = self.predecessors
         node = target
-        while node != self.source:
-            node = int(pred[node])
+        while node != source:
+            node = predecessor(node)
             path.append(node)
         path.reverse()
         return path

@@ -231,36 +231,45 @@ class RouteEncoder:
 
     def __init__(self, venue: Venue) -> None:
         self._venue = venue
-        self._nodes: dict[str, bytes] = {}
-        self._steps: dict[tuple[Any, int], bytes] = {}
+        # Per graph, each node's bytes by node index; per cost model, each arc's
+        # step bytes by arc index (None until a route first uses it).
+        self._nodes: dict[int, list[bytes]] = {}
+        self._steps: dict[Any, list[bytes | None]] = {}
+        self._step_count = 0
 
-    def _node(self, node_id: str) -> bytes:
-        found = self._nodes.get(node_id)
+    def _node_pieces(self, model: CostModel) -> list[bytes]:
+        graph = model.graph
+        found = self._nodes.get(id(graph))
         if found is None:
-            found = self._nodes[node_id] = _field(1, node_id.encode())
+            found = self._nodes[id(graph)] = [_field(1, n.encode()) for n in graph.node_ids]
+        return found
+
+    def _step_pieces(self, model: CostModel) -> list[bytes | None]:
+        found = self._steps.get(model.key)
+        if found is None:
+            arcs = len(model.graph.arc_edges)
+            if self._step_count + arcs > STEP_CACHE_SIZE:
+                # Old speeds and crowd versions: start again rather than track use.
+                self._steps.clear()
+                self._step_count = 0
+            found = self._steps[model.key] = [None] * arcs
+            self._step_count += arcs
         return found
 
     def _step(self, model: CostModel, arc: int) -> bytes:
-        key = (model.key, arc)
-        found = self._steps.get(key)
-        if found is None:
-            graph = model.graph
-            target = self._venue.node(graph.node_ids[graph.arc_target[arc]])
-            edge = graph.arc_edges[arc]
-            step = pb.RouteStep(
-                source_node_id=graph.node_ids[graph.arc_source[arc]],
-                target_node_id=target.id,
-                distance_m=edge.length_m,
-                walking_time=duration(float(model.weights[arc])),
-                connector=CONNECTOR[edge.kind],
-                floor=target.floor,
-                zone_id=target.zone,
-            )
-            if len(self._steps) >= STEP_CACHE_SIZE:
-                # Old speeds and crowd versions: start again rather than track use.
-                self._steps.clear()
-            found = self._steps[key] = _field(2, step.SerializeToString())
-        return found
+        graph = model.graph
+        target = self._venue.node(graph.node_ids[graph.arc_target[arc]])
+        edge = graph.arc_edges[arc]
+        step = pb.RouteStep(
+            source_node_id=graph.node_ids[graph.arc_source[arc]],
+            target_node_id=target.id,
+            distance_m=edge.length_m,
+            walking_time=duration(float(model.weights[arc])),
+            connector=CONNECTOR[edge.kind],
+            floor=target.floor,
+            zone_id=target.zone,
+        )
+        return _field(2, step.SerializeToString())
 
     def encode(self, model: CostModel, path: Sequence[int]) -> tuple[bytes, float]:
         """The serialized Route (without times of day) and its walking seconds."""
@@ -273,14 +282,16 @@ class RouteEncoder:
             walking_time=duration(seconds),
             crowd_delay=duration(max(0.0, seconds - base)),
         )
-        data = b"".join(
-            [
-                *(self._node(graph.node_ids[i]) for i in path),
-                *(self._step(model, a) for a in arcs),
-                totals.SerializeToString(),
-            ]
-        )
-        return data, seconds
+        nodes = self._node_pieces(model)
+        steps = self._step_pieces(model)
+        parts = [nodes[i] for i in path]
+        for arc in arcs:
+            piece = steps[arc]
+            if piece is None:
+                piece = steps[arc] = self._step(model, arc)
+            parts.append(piece)
+        parts.append(totals.SerializeToString())
+        return b"".join(parts), seconds
 
 
 def timed(message: pb.Route, route_seconds: float, depart: datetime) -> pb.Route:

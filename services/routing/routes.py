@@ -8,7 +8,7 @@ from them; the servicer turns answers into protobuf messages.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,11 +166,16 @@ class Router:
     ) -> tuple[CostModel, list[int]] | None:
         """The cost model and the node indices of the quickest walk, or None."""
         model = self.model(walking, crowded)
+        path = self.path_in(model, origin, destination)
+        return None if path is None else (model, path)
+
+    @staticmethod
+    def path_in(model: CostModel, origin: str, destination: str) -> list[int] | None:
+        """The node indices of the quickest walk under `model`, or None."""
         index = model.graph.index
         if origin not in index or destination not in index:
             return None
-        path = model.row(index[origin]).path(index[destination])
-        return None if path is None else (model, path)
+        return model.row(index[origin]).path(index[destination])
 
     def route(self, origin: str, destination: str, walking: Walking, crowded: bool) -> Route | None:
         """The quickest walk, or None when there is none under `walking` (step-free)."""
@@ -212,36 +217,46 @@ class Router:
     def nearest(
         self,
         origin: str,
-        candidates: Iterable[Poi],
+        candidates: Sequence[Poi],
         walking: Walking,
         crowded: bool,
         limit: int,
         max_seconds: float | None = None,
         keep: Callable[[Poi], bool] = lambda _: True,
     ) -> list[Nearby]:
-        """Candidates by walking time from `origin`, nearest first (ties by id)."""
+        """Candidates by walking time from `origin`, nearest first (ties by id).
+
+        `keep` is asked nearest first and only until `limit` are found: it is the
+        costly part (opening hours in the venue's zone), and most candidates are
+        never needed."""
         model = self.model(walking, crowded)
         index = model.graph.index
         source = index.get(origin)
         if source is None:
             return []
         row = model.row(source)
-        ranked: list[tuple[float, str, Poi, int]] = []
-        for poi in candidates:
-            target = index.get(poi.node)
-            if target is None:
-                continue
-            seconds = float(row.seconds[target])
-            if not np.isfinite(seconds) or (max_seconds is not None and seconds > max_seconds):
-                continue
-            if keep(poi):
-                ranked.append((seconds, poi.id, poi, target))
-        ranked.sort(key=lambda r: (r[0], r[1]))
+        placed = [(poi, index.get(poi.node)) for poi in candidates]
+        present = [(poi, target) for poi, target in placed if target is not None]
+        if not present:
+            return []
+        times = row.seconds[[target for _, target in present]].tolist()
+        ranked = sorted(
+            (
+                (seconds, poi.id, poi, target)
+                for seconds, (poi, target) in zip(times, present, strict=True)
+                if math.isfinite(seconds) and (max_seconds is None or seconds <= max_seconds)
+            ),
+            key=lambda r: (r[0], r[1]),
+        )
         found: list[Nearby] = []
-        for seconds, _, poi, target in ranked[:limit]:
+        for seconds, _, poi, target in ranked:
+            if len(found) >= limit:
+                break
+            if not keep(poi):
+                continue
             path = row.path(target)
             assert path is not None
-            distance = math.fsum(float(model.graph.arc_length[a]) for a in model.arcs_of(path))
+            distance = math.fsum(model.graph.arc_length[model.arcs_of(path)].tolist())
             found.append(Nearby(poi, seconds, distance))
         return found
 

@@ -41,6 +41,10 @@ MAX_TAGS = 10
 NEAREST_DEFAULT = 5
 NEAREST_MAX = 50
 ROUTE_CACHE_SIZE = 8192
+# Points of interest as messages, per day (a few hundred a day in a big venue).
+POI_CACHE_SIZE = 4096
+# Candidate lists of FindNearest by kind and tags (callers choose the tags).
+CANDIDATE_CACHE_SIZE = 1024
 _ENDPOINT_KINDS = {"node_id": "node", "poi_id": "point of interest", "zone_id": "zone"}
 
 
@@ -63,6 +67,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         # Serialized routes (without times of day) by cost model and endpoints.
         self._routes: OrderedDict[tuple[Any, ...], tuple[bytes, float]] = OrderedDict()
         self._encoder = messages.RouteEncoder(venue)
+        self._poi_cache: dict[tuple[str, date], bytes] = {}
+        self._nearest_candidates: dict[tuple[int, frozenset[str]], tuple[Poi, ...]] = {}
 
     # --- parsing -------------------------------------------------------------------
 
@@ -124,6 +130,32 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     def _poi_pb(self, poi: Poi, day: date) -> pb.PointOfInterest:
         return messages.poi_pb(self._venue, poi, day, self._router.is_step_free(poi))
+
+    def _poi_bytes(self, poi: Poi, day: date) -> bytes:
+        """The serialized point of interest on a day: the venue file never changes
+        while the service runs, so neither does this."""
+        key = (poi.id, day)
+        found = self._poi_cache.get(key)
+        if found is None:
+            if len(self._poi_cache) >= POI_CACHE_SIZE:
+                self._poi_cache.clear()
+            found = self._poi_cache[key] = self._poi_pb(poi, day).SerializeToString()
+        return found
+
+    def _candidates(self, kind: int, tags: frozenset[str]) -> tuple[Poi, ...]:
+        """The points of interest of a kind with all of the tags, in venue order."""
+        key = (kind, tags)
+        found = self._nearest_candidates.get(key)
+        if found is None:
+            found = tuple(
+                p
+                for p in self._venue.pois
+                if (not kind or messages.poi_kind(p) == kind) and tags <= p.tags
+            )
+            if len(self._nearest_candidates) >= CANDIDATE_CACHE_SIZE:
+                self._nearest_candidates.clear()
+            self._nearest_candidates[key] = found
+        return found
 
     # --- the venue ----------------------------------------------------------------
 
@@ -187,14 +219,14 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     def _route(
         self, origin: str, destination: str, walking: Walking, crowded: bool
     ) -> tuple[bytes, float] | None:
-        found = self._router.path(origin, destination, walking, crowded)
-        if found is None:
-            return None
-        model, path = found
+        model = self._router.model(walking, crowded)
         key = (model.key, origin, destination)
         cached = self._routes.get(key)
         if cached is not None:
             return cached
+        path = self._router.path_in(model, origin, destination)
+        if path is None:
+            return None
         entry = self._encoder.encode(model, path)
         self._routes[key] = entry
         if len(self._routes) > ROUTE_CACHE_SIZE:
@@ -236,9 +268,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             if max_seconds <= 0:
                 raise InvalidArgument("max_walking_time", "must be positive")
         venue, book = self._venue, self._book
-        candidates = [
-            p for p in venue.pois if (not kind or messages.poi_kind(p) == kind) and tags <= p.tags
-        ]
+        candidates = self._candidates(kind, tags)
 
         def open_then(poi: Poi) -> bool:
             if not is_open(venue, poi.hours, open_at):
@@ -258,10 +288,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         reply = pb.FindNearestResponse()
         for near in found:
             result = pb.NearbyPointOfInterest(
-                point_of_interest=self._poi_pb(near.poi, day),
-                walking_time=messages.duration(near.seconds),
-                distance_m=near.distance_m,
+                walking_time=messages.duration(near.seconds), distance_m=near.distance_m
             )
+            result.point_of_interest.MergeFromString(self._poi_bytes(near.poi, day))
             posted = book.posted.get(near.poi.id)
             if posted is not None and posted.seconds is not None:
                 result.posted_wait.CopyFrom(messages.duration(posted.seconds))

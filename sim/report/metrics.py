@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sim.day import DayResult
+from sim.suite.readers import READ_SKEW_MS
 from sim.truth import RideRecord
 
 FORECAST_SLOT_S = 900.0
@@ -221,7 +222,7 @@ def location(r: DayResult) -> dict[str, Any]:
     # was taken: placement right or wrong, apart from how old the read is.
     truth = r.world.truth
     at_read = [
-        (twin, truth.zone_at(party, read_s), t - read_s)
+        (twin, truth.zone_at_read(party, read_s, READ_SKEW_MS / 1000), t - read_s)
         for t, _, twin, _, party, read_s in rows
         if twin and read_s is not None
     ]

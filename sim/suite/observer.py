@@ -30,6 +30,12 @@ FORECAST_PERIOD_S = 900.0
 LOCATE_PERIOD_S = 60.0
 
 
+# Wall seconds the end of the day waits for photo to decide its last ride photos
+# (a capture of a camera not yet calibrated may wait an hour of venue time: 36 s
+# at 100x).
+PHOTO_DECIDED_WAIT_S = 60.0
+
+
 @dataclass
 class Observations:
     # (venue time, zone -> count) from ListZoneOccupancy.
@@ -177,7 +183,25 @@ class Observer:
             jobs.append(self._nudge_stats())
         await asyncio.gather(*jobs)
 
+    async def _photos_decided(self) -> None:
+        """Wait (a bounded while) until photo has decided every ride photo of
+        the day, as a park's end of day would: the last photos are decided
+        only once the taps after them have come, or the stream has gone quiet
+        and the clock has passed them, which is after the world has stopped."""
+        deadline = asyncio.get_running_loop().time() + PHOTO_DECIDED_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            stats = await self.call(
+                "photo.GetPhotoStats",
+                self.stubs.photo.GetPhotoStats,
+                ppb.GetPhotoStatsRequest(),
+                self.ops,
+            )
+            if stats is None or stats.total.pending == 0:
+                return
+            await asyncio.sleep(1.0)
+
     async def _photos(self, parties: list[Party], guest_index: dict[str, int]) -> None:
+        await self._photos_decided()
         gate = asyncio.Semaphore(16)
 
         async def one(party: Party) -> None:

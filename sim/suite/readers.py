@@ -31,6 +31,8 @@ from venue.location.v1 import location_pb2_grpc
 MAX_ROWS = 20_000
 FLUSH_WALL_S = 0.5
 MAX_UNACKED = 6
+# Most a read's time is off from the moment the world heard it, either way (ms).
+READ_SKEW_MS = 1500
 
 
 def gateway_zone(venue: Venue, zone_id: str) -> str:
@@ -204,7 +206,7 @@ class Readers:
         rng = np.random.default_rng(seed)
         # Radio noise, drawn once: strengths wobble by a few dB, times by a second.
         self._noise = [int(x) for x in np.round(rng.normal(0, 3, 65_536))]
-        self._skew = [int(x) for x in rng.integers(-1500, 1500, 65_536)]
+        self._skew = [int(x) for x in rng.integers(-READ_SKEW_MS, READ_SKEW_MS, 65_536)]
         self._i = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._flusher: asyncio.Task[None] | None = None

@@ -15,11 +15,16 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
 from services.photo.linking import LinkEngine, LinkRules, RideCamera, Tap, Verdict
 from services.venue_model import Venue
+from sim.config import WorldConfig
+from sim.day import offline_world
+from sim.frame import DayFrame
 
 
 @dataclass(frozen=True)
@@ -296,3 +301,94 @@ def play(
 
 def _with_ticks(day: Day, tick: float) -> Iterator[Arrival | None]:
     yield from day.arrivals
+
+
+# --- the simulated world of sim/ itself, offline -----------------------------
+
+
+class _Recorder:
+    """sim's devices port, keeping what photo would hear: boarding taps at
+    the camera rides and ride captures, each at the venue time it is sent."""
+
+    def __init__(
+        self,
+        world_now: Callable[[], float],
+        points: set[str],
+        midnight: float,
+        delivery: Callable[[], float],
+        tap_delivery: Callable[[], float],
+    ) -> None:
+        self.tap_delivery = tap_delivery
+        self.now = world_now
+        self.delivery = delivery
+        self.points = points
+        self.midnight = midnight
+        self.arrivals: list[Arrival] = []
+        self.seq = 0
+
+    def tap(self, party: Any, member: Any, access_point: str, t: float) -> None:
+        if access_point not in self.points:
+            return
+        self.seq += 1
+        tap = Tap(f"tap-{self.seq}", f"g-{member.index}", f"party-{party.index}", self.midnight + t)
+        # Sent when the world reports it (a boarding tap: at the dispatch).
+        sent = self.midnight + self.now() + self.tap_delivery()
+        self.arrivals.append(Arrival(sent, "tap", access_point_id=access_point, tap=tap))
+
+    def capture(self, camera: str, capture_id: str, taken_s: float) -> None:
+        sent = self.midnight + self.now() + self.delivery()
+        self.arrivals.append(
+            Arrival(
+                sent,
+                "capture",
+                camera_id=camera,
+                capture_key=capture_id,
+                captured_at=self.midnight + taken_s,
+            )
+        )
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def sim_day(
+    venue: Venue,
+    guests: int = 10_000,
+    hours: float | None = None,
+    seed: int = 1,
+    spread: float = 0.0,
+    tap_spread: float = 0.0,
+) -> Day:
+    """A day of sim's own world (offline: no apps), as photo would hear it.
+    `spread`: each message reaches photo up to this many venue seconds after
+    it is sent (a suite played at 100x on a busy machine: a wall second of
+    queueing is 100 venue seconds), so taps and photos arrive out of order;
+    `tap_spread`, more for taps (each party's taps queue behind the party's
+    earlier calls, a camera's photos do not)."""
+    rng = random.Random(seed)
+    config = WorldConfig(guests=guests, hours=hours, seed=seed)
+    frame = DayFrame.of(date(2026, 7, 4), venue.timezone)
+    world = offline_world(venue, config, frame)
+    points = {c.boarding_access_point for c in ride_cameras(venue)}
+    recorder = _Recorder(
+        lambda: world.engine.now,
+        points,
+        frame.midnight,
+        lambda: rng.uniform(0.2, 1.0 + spread),
+        lambda: rng.uniform(0.2, 1.0 + spread + tap_spread),
+    )
+    world.devices = recorder
+    world.start()
+    # As `venue run` plays it: the world stops at the end of the hours asked for.
+    world.engine.run_until(world.end_s)
+    truth: dict[str, frozenset[str]] = {}
+    for key, cap in world.truth.captures.items():
+        if cap.attraction:
+            truth[key] = frozenset(f"g-{g}" for g in cap.guests)
+    consenting = {f"g-{m.index}" for a in world.agents for m in a.party.members if m.consent.photos}
+    arrivals = sorted(
+        (a for a in recorder.arrivals if a.kind == "tap" or a.capture_key in truth),
+        key=lambda a: a.at,
+    )
+    start = frame.midnight + world.open_s
+    return Day(arrivals, truth, consenting, start, frame.midnight + world.engine.now)

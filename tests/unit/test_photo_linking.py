@@ -25,7 +25,7 @@ from services.photo.linking import (
 )
 from services.platform.config import DEFAULT_VENUE_FILE
 from services.venue_model import load_venue
-from tests.unit.photo_world import WorldKnobs, play, simulate_day
+from tests.unit.photo_world import WorldKnobs, play, sim_day, simulate_day
 
 CAMERA = RideCamera(
     "cam", "ride", "board", delay=40.0, jitter=2.0, capacity=12, dispatch_interval=30.0
@@ -319,11 +319,34 @@ def test_an_erased_guest_is_no_evidence() -> None:
 def test_an_uncalibrated_camera_waits_then_holds_rather_than_guess() -> None:
     engine = LinkEngine([CAMERA], RULES)  # prior window too wide for 30 s dispatches
     engine.add_tap("board", tap("a", "A", T0))
+    # Two vehicles a dispatch apart: either photo may show the one tap.
+    engine.add_capture("cam", "p0", T0 + 41 - CAMERA.dispatch_interval)
     engine.add_capture("cam", "p1", T0 + 41)
     assert engine.decide(T0 + 41 + RULES.give_up) == []
-    [decision] = engine.decide(T0 + 41 + RULES.calibration_wait)
-    assert decision.verdict is Verdict.AMBIGUOUS
-    assert decision.guest_ids == {"a"}
+    decisions = {d.capture_key: d for d in engine.decide(T0 + 41 + RULES.calibration_wait)}
+    assert decisions["p1"].verdict is Verdict.AMBIGUOUS
+    assert decisions["p1"].guest_ids == {"a"}
+    assert decisions["p0"].verdict is not Verdict.MATCHED
+
+
+def test_a_lone_photo_of_an_uncalibrated_camera_is_linked_to_the_lone_vehicle() -> None:
+    """A quiet ride photographs a vehicle now and then: with no other photo of
+    the camera near enough to show them, the taps before it are its riders',
+    however early they tapped (here 15 s before, outside the venue's window)."""
+    engine = LinkEngine([CAMERA], RULES)
+    engine.add_tap("board", tap("a", "A", T0 - 15))
+    engine.add_tap("board", tap("b", "A", T0 - 1))
+    engine.add_capture("cam", "p1", T0 + 41)
+    # Not before the camera's next photo (or the quiet clock) says none is in flight.
+    assert engine.decide() == []
+    engine.add_tap("board", tap("c", "C", T0 + 400))
+    engine.add_capture("cam", "p2", T0 + 441)
+    [decision] = engine.decide()
+    assert decision.capture_key == "p1"
+    assert decision.verdict is Verdict.MATCHED
+    assert decision.guest_ids == {"a", "b"}
+    [last] = engine.decide(T0 + 441 + RULES.give_up)
+    assert (last.capture_key, last.guest_ids) == ("p2", frozenset({"c"}))
 
 
 def test_a_camera_calibrates_from_the_day_and_relinks_what_it_held() -> None:
@@ -518,3 +541,17 @@ def test_the_same_taps_and_photos_give_the_same_links_however_late_they_come(
     late, _ = play(simulate_day(venue, late_knobs, seed=seed), catalog.ride_cameras, catalog.rules)
     assert late == on_time
     assert on_time.links > 0
+
+
+def test_a_quiet_hour_of_the_simulated_world_links_its_lone_vehicles() -> None:
+    """sim's own world (1,000 guests, the first hour): a few photos per camera,
+    too few to calibrate any, vehicles far apart. Lone photos are linked (the
+    camera's window alone held 47% of the consenting riders), never wrongly."""
+    venue = load_venue(DEFAULT_VENUE_FILE)
+    catalog = Catalog(venue, PhotoConfig())
+    day = sim_day(venue, guests=1000, hours=1.0, tap_spread=300.0)
+    score, engine = play(day, catalog.ride_cameras, catalog.rules)
+    assert score.captures > 30
+    assert not any(engine.model(c.camera_id).learned for c in catalog.ride_cameras[:3])
+    assert score.wrong == 0
+    assert score.recall >= 0.6, score

@@ -76,6 +76,39 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
     )
 
 
+class Signals:
+    """SIGTERM (a supervisor, `kill`) stops at once: the day is dropped and the
+    suite and its database are stopped before exiting, whatever the phase (the
+    services run in sessions of their own, so nothing else would stop them).
+    Ctrl-C ends the day where it is and still writes the report; a second Ctrl-C
+    stops at once like SIGTERM."""
+
+    def __init__(self, main: asyncio.Task[int]) -> None:
+        self.main = main
+        self.play: Day | None = None
+        self.terminated = False
+
+    @classmethod
+    def install(cls, loop: asyncio.AbstractEventLoop) -> Signals:
+        main = asyncio.current_task()
+        assert main is not None
+        signals = cls(main)
+        loop.add_signal_handler(signal.SIGINT, signals.interrupt)
+        loop.add_signal_handler(signal.SIGTERM, signals.terminate)
+        return signals
+
+    def terminate(self) -> None:
+        if not self.terminated:
+            self.terminated = True
+            self.main.cancel()
+
+    def interrupt(self) -> None:
+        if self.play is None or self.play.stop_requested:
+            self.terminate()
+        else:
+            self.play.stop_requested = True
+
+
 async def run_day(args: argparse.Namespace) -> int:
     config = config_from(args)
     view = View(f"Venue twin: a simulated day ({config.guests:,} guests)", live=args.live)
@@ -105,22 +138,22 @@ async def run_day(args: argparse.Namespace) -> int:
         f"{allowance:.0f} s; logs in {suite.log_dir}"
     )
     began = time.monotonic()
-    # Each service gets the whole start-up allowance to answer its health check:
-    # on a loaded machine one service can take longer than the default minute.
-    await suite.start(timeout=max(60.0, allowance))
+    signals = Signals.install(asyncio.get_running_loop())
+    try:
+        # Each service gets the whole start-up allowance to answer its health check:
+        # on a loaded machine one service can take longer than the default minute.
+        # A failed (or cancelled) start stops what did start.
+        await suite.start(timeout=max(60.0, allowance))
+    except asyncio.CancelledError:
+        if signals.terminated:
+            return 128 + signal.SIGTERM
+        raise
     suite_start = time.monotonic() - began
     try:
         remember_day(data_dir, venue, day)
         admin = await suite.admin_token()
         running = {name for name, proc in suite.processes.items() if proc.running}
-        play = Day(config, venue, clock, suite.addresses, running, admin)
-
-        def interrupt() -> None:
-            play.stop_requested = True
-
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, interrupt)
-        loop.add_signal_handler(signal.SIGTERM, interrupt)
+        play = signals.play = Day(config, venue, clock, suite.addresses, running, admin)
         with view:
             result = await play.play(view.update)
         if result.interrupted_at is not None:
@@ -137,6 +170,11 @@ async def run_day(args: argparse.Namespace) -> int:
             stopped=stopped,
             telemetry_dir=suite.telemetry_dir,
         )
+    except asyncio.CancelledError:
+        if not signals.terminated:
+            raise
+        view.say("terminated: stopping the suite and its database")
+        return 128 + signal.SIGTERM
     finally:
         await suite.stop()
     view.say(summary)

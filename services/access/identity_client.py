@@ -49,3 +49,13 @@ class IdentityClient:
                 return False
             raise
         return True
+
+    async def party_members(self, party_id: str) -> set[str] | None:
+        """The guest ids of a party's members, None when identity has no such party."""
+        try:
+            reply = await self._stub.GetParty(ipb.GetPartyRequest(party_id=party_id))
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return {m.guest_id for m in reply.party.members}

@@ -29,6 +29,8 @@ POLICY = {
     ),
     "UpdateEntitlement": allow(staff=[DESK, ADMIN], services=["queue"]),
     "RevokeEntitlement": allow(staff=[DESK, OPS, ADMIN], services=["queue"]),
+    # The ticket desk (and the online shop) set up a party's visit in one step.
+    "SetUpParty": allow(staff=[DESK]),
     "ListAccessPoints": allow(devices=ALL_DEVICES, staff=[OPS, ADMIN], services=POINT_READERS),
     "GetAccessPoint": allow(devices=ALL_DEVICES, staff=[OPS, ADMIN], services=POINT_READERS),
     "SetAccessPointState": allow(staff=[OPS]),

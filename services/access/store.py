@@ -62,6 +62,7 @@ _ENT_COLUMNS = (
     "access_point_ids, valid_until, created_at, created_by, last_used_at, revoked_at, "
     "revocation_reason"
 )
+_ENT_PARAMS = ", ".join(f"${i}" for i in range(1, 28))
 _ENT_E = ", ".join(f"e.{c.strip()}" for c in _ENT_COLUMNS.split(","))
 
 _CHARGE_COLUMNS = (
@@ -111,6 +112,39 @@ def _entitlement(row: asyncpg.Record) -> EntitlementRecord:
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
         revocation_reason=row["revocation_reason"],
+    )
+
+
+def _entitlement_values(record: EntitlementRecord) -> tuple[Any, ...]:
+    """The values of _ENT_COLUMNS for a new entitlement."""
+    return (
+        record.entitlement_id,
+        record.kind,
+        record.status,
+        record.guest_id,
+        record.party_id,
+        record.external_ref,
+        record.park_id or None,
+        list(record.valid_dates) or None,
+        record.days_allowed if record.kind == pb.ENTITLEMENT_KIND_PARK_TICKET else None,
+        record.entries_per_day if record.kind == pb.ENTITLEMENT_KIND_PARK_TICKET else None,
+        record.days_used,
+        record.last_day,
+        record.entries_last_day,
+        record.attraction_id or None,
+        record.booking_id or None,
+        record.boarding_group if record.kind == pb.ENTITLEMENT_KIND_VIRTUAL_QUEUE else None,
+        record.hotel_id or None,
+        record.room_id or None,
+        record.window_start,
+        record.window_end,
+        list(record.access_point_ids) if record.kind == pb.ENTITLEMENT_KIND_STAFF_ACCESS else None,
+        record.valid_until,
+        record.created_at,
+        record.created_by,
+        record.last_used_at,
+        record.revoked_at,
+        record.revocation_reason,
     )
 
 
@@ -290,6 +324,15 @@ def _db_span(operation: str, schema: str) -> tuple[str, dict[str, str]]:
     )
 
 
+@dataclass(frozen=True)
+class TopUpWrite:
+    """A top-up inside a larger write (a party's set-up)."""
+
+    postings: Sequence[Posting]
+    amount_minor: int
+    reference: str
+
+
 class AccessStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
@@ -379,38 +422,9 @@ class AccessStore:
     ) -> EntitlementRecord:
         assert record.created_at is not None
         row = await conn.fetchrow(
-            f"INSERT INTO entitlements ({_ENT_COLUMNS}) VALUES ("
-            + ", ".join(f"${i}" for i in range(1, 28))
-            + f") RETURNING {_ENT_COLUMNS}",
-            record.entitlement_id,
-            record.kind,
-            record.status,
-            record.guest_id,
-            record.party_id,
-            record.external_ref,
-            record.park_id or None,
-            list(record.valid_dates) or None,
-            record.days_allowed if record.kind == pb.ENTITLEMENT_KIND_PARK_TICKET else None,
-            record.entries_per_day if record.kind == pb.ENTITLEMENT_KIND_PARK_TICKET else None,
-            record.days_used,
-            record.last_day,
-            record.entries_last_day,
-            record.attraction_id or None,
-            record.booking_id or None,
-            record.boarding_group if record.kind == pb.ENTITLEMENT_KIND_VIRTUAL_QUEUE else None,
-            record.hotel_id or None,
-            record.room_id or None,
-            record.window_start,
-            record.window_end,
-            list(record.access_point_ids)
-            if record.kind == pb.ENTITLEMENT_KIND_STAFF_ACCESS
-            else None,
-            record.valid_until,
-            record.created_at,
-            record.created_by,
-            record.last_used_at,
-            record.revoked_at,
-            record.revocation_reason,
+            f"INSERT INTO entitlements ({_ENT_COLUMNS}) VALUES ({_ENT_PARAMS}) "
+            f"RETURNING {_ENT_COLUMNS}",
+            *_entitlement_values(record),
         )
         created = _entitlement(row)
         await self._bump_holder(conn, created.guest_id, created.party_id)
@@ -863,6 +877,71 @@ class AccessStore:
                 at,
             )
             return await self._wallet_in(conn, party_id)
+
+    async def set_up_party(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        party_id: str,
+        records: Sequence[EntitlementRecord],
+        currency: str,
+        top_up: TopUpWrite | None,
+        pin_hash: bytes | None,
+        at: datetime,
+    ) -> tuple[list[EntitlementRecord], str]:
+        """A party's visit set up in the caller's transaction: its entitlements
+        (each with its entitlement_changed event), the top-up and the PIN.
+        Returns the entitlements made and the top-up's ledger entry ("" if none)."""
+        # In three round trips whatever the party's size: the rows, their holders
+        # and their events, as create_entitlement writes them one by one.
+        if records:
+            await conn.executemany(
+                f"INSERT INTO entitlements ({_ENT_COLUMNS}) VALUES ({_ENT_PARAMS})",
+                [_entitlement_values(r) for r in records],
+            )
+            await conn.executemany(
+                "INSERT INTO holders (guest_id, party_id) VALUES ($1, $2) "
+                "ON CONFLICT (guest_id) DO UPDATE SET version = holders.version + 1",
+                [(r.guest_id, r.party_id) for r in records],
+            )
+            await events.append_many(
+                conn,
+                self._schema,
+                [
+                    (
+                        "entitlement_changed",
+                        r.guest_id,
+                        messages.entitlement_changed(
+                            pb.ENTITLEMENT_CHANGE_CREATED, messages.entitlement_pb(r, at)
+                        ),
+                        at,
+                    )
+                    for r in records
+                ],
+            )
+        created = list(records)
+        entry_id = ""
+        if top_up is not None:
+            entry_id, _ = await self.top_up(
+                conn,
+                party_id=party_id,
+                currency=currency,
+                postings=top_up.postings,
+                amount_minor=top_up.amount_minor,
+                reference=top_up.reference,
+                at=at,
+            )
+        if pin_hash is not None:
+            if top_up is None:
+                await self._ensure_wallet(conn, party_id, currency, at)
+            await conn.execute(
+                "UPDATE wallets SET pin_hash = $2, pin_failures = 0, pin_locked = false, "
+                "version = version + 1, updated_at = $3 WHERE party_id = $1",
+                party_id,
+                pin_hash,
+                at,
+            )
+        return created, entry_id
 
     async def set_band_rule(
         self, party_id: str, rule: BandRule, currency: str, at: datetime

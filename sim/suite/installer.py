@@ -79,6 +79,16 @@ class Installer:
         self.credentials = Credentials(admin=admin_token)
 
     async def install(self, concurrency: int = 16) -> Credentials:
+        """Staff first, then every device (callers may start the desk between)."""
+        await self.staff()
+        return await self.devices(concurrency)
+
+    async def staff(self) -> Credentials:
+        """The desk's and the ops team's staff credentials."""
+        await self._staff()
+        return self.credentials
+
+    async def devices(self, concurrency: int = 16) -> Credentials:
         specs = devices_of(self.venue, self.gateways)
         gate = asyncio.Semaphore(concurrency)
         gateway_specs = set(specs[: len(self.gateways)])
@@ -91,7 +101,7 @@ class Installer:
                 self.credentials.devices[key] = token
                 self.credentials.registered += 1
 
-        await asyncio.gather(*(one(s) for s in specs), self._staff())
+        await asyncio.gather(*(one(s) for s in specs))
         return self.credentials
 
     async def _device(self, spec: DeviceSpec) -> str | None:

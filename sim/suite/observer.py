@@ -34,6 +34,8 @@ LOCATE_PERIOD_S = 60.0
 # (a capture of a camera not yet calibrated may wait an hour of venue time: 36 s
 # at 100x).
 PHOTO_DECIDED_WAIT_S = 60.0
+# Wall seconds between two looks at photo's pending count.
+PHOTO_POLL_S = 1.0
 
 
 @dataclass
@@ -198,7 +200,7 @@ class Observer:
             )
             if stats is None or stats.total.pending == 0:
                 return
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(PHOTO_POLL_S)
 
     async def _photos(self, parties: list[Party], guest_index: dict[str, int]) -> None:
         await self._photos_decided()

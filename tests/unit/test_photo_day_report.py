@@ -36,7 +36,9 @@ class _Photo:
 
 
 async def test_the_report_waits_for_photo_to_decide_before_reading_links(monkeypatch: Any) -> None:
-    monkeypatch.setattr("sim.suite.observer.asyncio.sleep", _no_wait)
+    # Only the report's own pause: patching asyncio.sleep itself would make every
+    # other task of the session's loop spin without ever yielding.
+    monkeypatch.setattr("sim.suite.observer.PHOTO_POLL_S", 0.0)
     photo = _Photo()
     frame = DayFrame.of(date(2026, 7, 4), "UTC")
     observer = Observer(
@@ -52,7 +54,3 @@ async def test_the_report_waits_for_photo_to_decide_before_reading_links(monkeyp
     party = SimpleNamespace(party_id="party-1")
     await observer.closing([party], {"g1": 7})  # type: ignore[list-item]
     assert observer.seen.photos == {"p1": ("c1", (7,))}
-
-
-async def _no_wait(_: float) -> None:
-    return None

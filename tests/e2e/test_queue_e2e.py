@@ -127,7 +127,11 @@ async def test_a_virtual_queue_on_the_mall_from_join_to_ride(tmp_path: Path) -> 
                     ),
                     metadata=desk,
                 )
-                return any(e.virtual_queue_pass.HasField("window") for e in found.entitlements)
+                # A pass not called yet carries an empty window message: look for
+                # its start, not for the field (HasField is true for `window {}`).
+                return any(
+                    e.virtual_queue_pass.window.HasField("start") for e in found.entitlements
+                )
 
             await eventually(pass_has_window)
 
